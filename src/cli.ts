@@ -1,0 +1,206 @@
+/** The `vpn` command line: `vpn <command> [flags]`. */
+import { parseArgs } from "node:util";
+import { type Flags, loadClientOptions, loadServerOptions } from "./config.ts";
+import { ConfigError } from "./config_error.ts";
+import { generateKey, KeyError, keyToBase64 } from "./key_file.ts";
+import { log } from "./log.ts";
+import { VERSION } from "./version.ts";
+import { runServer } from "./server.ts";
+import { runClient } from "./client.ts";
+import { runStatus } from "./status.ts";
+
+type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
+
+interface Command {
+  readonly usage: string;
+  readonly options: Record<string, OptionSpec>;
+  readonly help: string;
+}
+
+const COMMON: Record<string, OptionSpec> = { help: { type: "boolean", short: "h" } };
+const KEY_OPTS: Record<string, OptionSpec> = { key: { type: "string" }, "key-file": { type: "string" } };
+const PATH_OPTS: Record<string, OptionSpec> = {
+  crypto: { type: "string" },
+  udp: { type: "string" },
+  "log-level": { type: "string" },
+};
+
+const COMMANDS: Record<string, Command> = {
+  server: {
+    usage: "vpn server [--config FILE] [--listen HOST:PORT] [--port N] [--tun NAME] [--address CIDR]\n" +
+      "                  [--key-file FILE | --key BASE64] [--mtu N] [--nat IFACE] [--log-level LEVEL]\n" +
+      "                  [--crypto auto|openssl|webcrypto] [--udp auto|batched|deno]",
+    options: {
+      ...COMMON,
+      ...KEY_OPTS,
+      ...PATH_OPTS,
+      config: { type: "string" },
+      listen: { type: "string" },
+      port: { type: "string" },
+      tun: { type: "string" },
+      address: { type: "string" },
+      mtu: { type: "string" },
+      nat: { type: "string" },
+    },
+    help: `Run the VPN server: create the TUN device, listen on UDP and serve clients.
+
+  --config FILE      settings from the [server] section of a TOML file (see config.toml)
+  --listen HOST:PORT UDP address to listen on (default [::]:51820, IPv4 and IPv6)
+  --port N           UDP port (overrides the port of the config's listen address)
+  --tun NAME         TUN device name (default vpn0; "" lets the kernel choose)
+  --address CIDR     the server's overlay address and subnet (default 10.0.0.1/24)
+  --key-file FILE    key file (created 0600 if missing; default /etc/vpn/vpn.key)
+  --key BASE64       the key itself (also VPN_KEY in the environment)
+  --mtu N            tunnel MTU, 576..9000 (default 1420)
+  --nat IFACE        masquerade client traffic out of IFACE (nft or iptables) and forward
+  --log-level LEVEL  debug, info, warn or error (default info)
+  --crypto KIND      AES-256-GCM implementation: auto (default), openssl, webcrypto
+  --udp KIND         UDP implementation: auto (default), batched, deno`,
+  },
+  client: {
+    usage: "vpn client --peer HOST:PORT [--config FILE] [--tun NAME] [--address CIDR]\n" +
+      "                  [--key-file FILE | --key BASE64] [--route CIDR]... [--default-route]\n" +
+      "                  [--keepalive SECONDS] [--log-level LEVEL] [--crypto KIND] [--udp KIND]",
+    options: {
+      ...COMMON,
+      ...KEY_OPTS,
+      ...PATH_OPTS,
+      config: { type: "string" },
+      peer: { type: "string" },
+      tun: { type: "string" },
+      address: { type: "string" },
+      route: { type: "string", multiple: true },
+      "default-route": { type: "boolean" },
+      keepalive: { type: "string" },
+    },
+    help: `Connect to a VPN server and bring up the tunnel.
+
+  --peer HOST:PORT   the server (name, IPv4, or [IPv6] with port)
+  --config FILE      settings from the [client] section of a TOML file (see config.toml)
+  --tun NAME         TUN device name (default vpn0)
+  --address CIDR     overlay address to ask for (default: the server assigns one)
+  --key-file FILE    key file (default /etc/vpn/vpn.key)
+  --key BASE64       the key itself (also VPN_KEY in the environment)
+  --route CIDR       send this network through the tunnel (repeatable)
+  --default-route    send all traffic through the tunnel (the server stays reachable directly)
+  --keepalive SECS   keepalive interval when idle, 0 to disable (default 25)
+  --log-level LEVEL  debug, info, warn or error (default info)
+  --crypto KIND      AES-256-GCM implementation: auto (default), openssl, webcrypto
+  --udp KIND         UDP implementation: auto (default), batched, deno`,
+  },
+  status: {
+    usage: "vpn status [--tun NAME] [--json]",
+    options: { ...COMMON, tun: { type: "string" }, json: { type: "boolean" } },
+    help: `Show the running server's or client's interface, peers and counters.
+
+  --tun NAME         which instance to ask (default vpn0); it listens on /run/vpn/NAME.sock
+  --json             machine-readable output (stable fields, see README)`,
+  },
+  genkey: {
+    usage: "vpn genkey",
+    options: { ...COMMON },
+    help: "Print a new random key (32 bytes, base64) on stdout.",
+  },
+  version: { usage: "vpn version", options: { ...COMMON }, help: "Print the version." },
+  help: { usage: "vpn help [COMMAND]", options: { ...COMMON }, help: "Show help for vpn or a command." },
+};
+
+const OVERVIEW = `vpn ${VERSION}: a small VPN server and client (AES-256-GCM over UDP, X25519 handshakes)
+
+Usage:
+  vpn server [flags]               run the server
+  vpn client --peer HOST:PORT      connect to a server
+  vpn status [--json]              show the running instance
+  vpn genkey                       print a new key
+  vpn version | vpn help [COMMAND]
+
+Run 'vpn COMMAND --help' for the flags of a command.`;
+
+function print(text: string): void {
+  console.log(text);
+}
+
+function parseFlags(name: string, cmd: Command, args: string[]): Flags {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: cmd.options,
+      strict: true,
+      allowPositionals: true,
+    });
+    if (positionals.length > 0 && name !== "help") {
+      throw new ConfigError(`vpn ${name}: unexpected argument "${positionals[0]}"; see 'vpn ${name} --help'`);
+    }
+    return { ...values, _: positionals.join(" ") || undefined } as Flags;
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    const code = (e as { code?: string }).code;
+    const msg = (e as Error).message.split("\n")[0].replace(/\. To specify a positional.*$/, "");
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      const opt = /'([^']+)'/.exec(msg)?.[1] ?? msg;
+      throw new ConfigError(`${opt}: unknown flag for 'vpn ${name}'; see 'vpn ${name} --help'`);
+    }
+    throw new ConfigError(`vpn ${name}: ${msg}`);
+  }
+}
+
+/** Run `vpn` with `args`; resolves to the process exit code (0 ok, 1 runtime failure, 2 usage/config). */
+export async function main(
+  args: string[],
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "--help" || name === "-h") {
+    print(OVERVIEW);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version") {
+    print(VERSION);
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`vpn: unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(", ")}`);
+    return 2;
+  }
+  try {
+    const flags = parseFlags(name, cmd, rest);
+    if (flags.help) {
+      print(`Usage: ${cmd.usage}\n\n${cmd.help}`);
+      return 0;
+    }
+    switch (name) {
+      case "genkey":
+        print(keyToBase64(generateKey()));
+        return 0;
+      case "version":
+        print(VERSION);
+        return 0;
+      case "help": {
+        const topic = flags._ as string | undefined;
+        if (topic && COMMANDS[topic]) print(`Usage: ${COMMANDS[topic].usage}\n\n${COMMANDS[topic].help}`);
+        else if (topic) throw new ConfigError(`vpn help: unknown command "${topic}"`);
+        else print(OVERVIEW);
+        return 0;
+      }
+      case "server":
+        return await runServer(loadServerOptions(flags, env));
+      case "client":
+        return await runClient(loadClientOptions(flags, env));
+      case "status":
+        return await runStatus({
+          tun: (flags.tun as string | undefined) ?? "vpn0",
+          json: flags.json === true,
+        });
+    }
+    return 2;
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof KeyError) {
+      console.error(`vpn: ${e.message}`);
+      return 2;
+    }
+    log.error("fatal", { error: (e as Error).message });
+    if (env.VPN_DEBUG_STACK) console.error((e as Error).stack);
+    return 1;
+  }
+}

@@ -1,0 +1,440 @@
+/**
+ * Server and client settings: built-in defaults, overridden by the config file, then the
+ * environment (`VPN_KEY`), then flags. Everything is validated here, before anything touches the host.
+ */
+import { type Cidr, cidrContains, formatCidr, ipEquals, parseCidr } from "./cidr.ts";
+import { ConfigError } from "./config_error.ts";
+import { ConfigFile } from "./config_file.ts";
+import { type HostPort, parseHostPort, parsePort } from "./host_port.ts";
+import { KeyError, keyFromBase64, type KeySource, readKeyFile } from "./key_file.ts";
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
+
+export { ConfigError } from "./config_error.ts";
+
+/** Which AES-256-GCM implementation the data path uses. */
+export type CryptoChoice = "auto" | "openssl" | "webcrypto";
+/** Which UDP implementation the data path uses. */
+export type UdpChoice = "auto" | "batched" | "deno";
+
+/** Where the key comes from: given inline (flag, env, config), or a key file. */
+export type KeySpec = KeySource;
+
+/** A `[[server.peers]]` entry: a client pinned to an overlay address, optionally with its own key. */
+export interface PeerOptions {
+  readonly name: string;
+  readonly address: Cidr;
+  readonly address6?: Cidr;
+  readonly key?: Uint8Array;
+}
+
+/** Everything `vpn server` runs with. */
+export interface ServerOptions {
+  readonly listen: HostPort;
+  readonly tun: string;
+  readonly address: Cidr;
+  readonly address6?: Cidr;
+  readonly mtu: number;
+  readonly key: KeySpec;
+  readonly nat?: string;
+  readonly forward: boolean;
+  readonly keepalive: number;
+  readonly logLevel: LogLevel;
+  readonly crypto: CryptoChoice;
+  readonly udp: UdpChoice;
+  readonly peers: readonly PeerOptions[];
+  readonly configFile?: string;
+}
+
+/** Everything `vpn client` runs with. */
+export interface ClientOptions {
+  readonly peer: HostPort;
+  readonly tun: string;
+  readonly address?: Cidr;
+  readonly key: KeySpec;
+  readonly routes: readonly Cidr[];
+  readonly defaultRoute: boolean;
+  readonly keepalive: number;
+  readonly logLevel: LogLevel;
+  readonly crypto: CryptoChoice;
+  readonly udp: UdpChoice;
+  readonly configFile?: string;
+}
+
+/** Built-in defaults (the design's classic setup). */
+export const DEFAULTS = {
+  listen: "[::]:51820",
+  port: 51820,
+  tun: "vpn0",
+  serverAddress: "10.0.0.1/24",
+  mtu: 1420,
+  keyFile: "/etc/vpn/vpn.key",
+  keepalive: 25,
+  logLevel: "info" as LogLevel,
+} as const;
+
+/** Parsed flags of one command (from `node:util` parseArgs). */
+export type Flags = Record<string, string | boolean | string[] | undefined>;
+
+/** A value and where it was given, for error messages. */
+interface Given {
+  readonly value: unknown;
+  readonly where: string;
+}
+
+const SERVER_KEYS = [
+  "listen",
+  "port",
+  "tun",
+  "address",
+  "address6",
+  "mtu",
+  "key",
+  "key_file",
+  "nat",
+  "forward",
+  "keepalive",
+  "log_level",
+  "crypto",
+  "udp",
+  "peers",
+];
+const PEER_KEYS = ["name", "address", "address6", "key", "key_file"];
+const CLIENT_KEYS = [
+  "peer",
+  "tun",
+  "address",
+  "key",
+  "key_file",
+  "routes",
+  "default_route",
+  "keepalive",
+  "log_level",
+  "crypto",
+  "udp",
+];
+
+function fail(where: string, given: unknown, allowed: string): never {
+  const shown = typeof given === "string" ? JSON.stringify(given) : String(given);
+  throw new ConfigError(`${where}: got ${shown}; allowed: ${allowed}`);
+}
+
+/** Reads one section of a config file (or nothing) with `file:line` locations. */
+class Section {
+  constructor(
+    readonly file: ConfigFile | undefined,
+    readonly name: string,
+    readonly data: Record<string, unknown>,
+    readonly index?: number,
+  ) {}
+
+  get(key: string): Given | undefined {
+    if (!this.file || !(key in this.data)) return undefined;
+    return { value: this.data[key], where: this.file.where(this.name, key, this.index) };
+  }
+
+  checkKeys(allowed: string[]): void {
+    for (const key of Object.keys(this.data)) {
+      if (!allowed.includes(key)) {
+        const where = this.file ? this.file.where(this.name, key, this.index) : key;
+        throw new ConfigError(`${where}: unknown setting; allowed in [${this.name}]: ${allowed.join(", ")}`);
+      }
+    }
+  }
+}
+
+function sectionOf(file: ConfigFile | undefined, name: "server" | "client"): Section {
+  if (!file) return new Section(undefined, name, {});
+  for (const key of Object.keys(file.data)) {
+    if (key !== "server" && key !== "client") {
+      throw new ConfigError(`${file.path}: unknown section [${key}]; allowed: [server], [client]`);
+    }
+  }
+  const data = file.data[name] ?? {};
+  if (typeof data !== "object" || Array.isArray(data)) {
+    throw new ConfigError(`${file.path}: ${name} must be a table ([${name}])`);
+  }
+  return new Section(file, name, data as Record<string, unknown>);
+}
+
+function flag(flags: Flags, name: string): Given | undefined {
+  const v = flags[name];
+  return v === undefined ? undefined : { value: v, where: `--${name}` };
+}
+
+function first(...options: (Given | undefined)[]): Given | undefined {
+  return options.find((o) => o !== undefined);
+}
+
+function asString(g: Given): string {
+  if (typeof g.value !== "string") fail(g.where, g.value, "a string");
+  return g.value;
+}
+
+function asBool(g: Given): boolean {
+  if (typeof g.value !== "boolean") fail(g.where, g.value, "true or false");
+  return g.value;
+}
+
+function asInt(g: Given, min: number, max: number): number {
+  const n = typeof g.value === "string" && /^-?\d+$/.test(g.value) ? Number(g.value) : g.value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+    fail(g.where, g.value, `an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function asChoice<T extends string>(g: Given, choices: readonly T[]): T {
+  const s = asString(g);
+  if (!(choices as readonly string[]).includes(s)) fail(g.where, s, choices.join(", "));
+  return s as T;
+}
+
+function asIfname(g: Given, allowEmpty: boolean): string {
+  const s = asString(g);
+  const bytes = new TextEncoder().encode(s).length;
+  if (bytes > 15 || (!allowEmpty && bytes === 0) || !/^[A-Za-z0-9_.-]*$/.test(s) || s === "." || s === "..") {
+    fail(g.where, s, "an interface name of 1 to 15 characters from A-Z a-z 0-9 _ . -");
+  }
+  return s;
+}
+
+function asHostPort(g: Given): HostPort {
+  const s = asString(g);
+  const hp = parseHostPort(s);
+  if (typeof hp === "string") fail(g.where, s, `HOST:PORT (${hp})`);
+  return hp;
+}
+
+function asCidr(g: Given, family: 4 | 6 | undefined, mode: "network" | "host-or-network" | "host"): Cidr {
+  const s = asString(g);
+  const c = parseCidr(s, mode === "network" ? undefined : "host");
+  const fam = family ? `an IPv${family}` : "an";
+  const form = mode === "network" ? "ADDRESS/PREFIX" : mode === "host" ? "ADDRESS" : "ADDRESS[/PREFIX]";
+  if (!c || (family && c.family !== family)) fail(g.where, s, `${fam} address as ${form}`);
+  if (mode === "host" && c.prefixLength !== (c.family === 4 ? 32 : 128)) {
+    fail(g.where, s, `a single address (no prefix, or /${c.family === 4 ? 32 : 128})`);
+  }
+  return c;
+}
+
+function asCidrList(g: Given): Cidr[] {
+  const list = typeof g.value === "string" ? [g.value] : g.value;
+  if (!Array.isArray(list)) fail(g.where, g.value, 'a list of networks such as ["192.168.1.0/24"]');
+  return list.map((v) => asCidr({ value: v, where: g.where }, undefined, "network"));
+}
+
+function asKeyInline(g: Given): Uint8Array {
+  try {
+    return keyFromBase64(asString(g), g.where);
+  } catch (e) {
+    if (e instanceof KeyError) throw new ConfigError(e.message);
+    throw e;
+  }
+}
+
+/** Resolve a path in a config file relative to the file's folder. */
+function relativeTo(file: ConfigFile | undefined, g: Given): string {
+  const p = asString(g);
+  if (p === "") fail(g.where, p, "a file path");
+  if (!file || p.startsWith("/")) return p;
+  const dir = file.path.includes("/") ? file.path.slice(0, file.path.lastIndexOf("/") + 1) : "";
+  return dir + p;
+}
+
+/** flag > VPN_KEY > config key/key_file > default key file. */
+function resolveKey(flags: Flags, env: Record<string, string | undefined>, sec: Section): KeySpec {
+  if (flags.key !== undefined && flags["key-file"] !== undefined) {
+    throw new ConfigError("--key and --key-file: give only one of them");
+  }
+  const keyFlag = flag(flags, "key");
+  if (keyFlag) return { kind: "inline", key: asKeyInline(keyFlag), source: "--key" };
+  const keyFileFlag = flag(flags, "key-file");
+  if (keyFileFlag) return { kind: "file", path: asString(keyFileFlag), source: "--key-file" };
+  if (env.VPN_KEY !== undefined) {
+    return { kind: "inline", key: asKeyInline({ value: env.VPN_KEY, where: "VPN_KEY" }), source: "VPN_KEY" };
+  }
+  const k = sec.get("key"), kf = sec.get("key_file");
+  if (k && kf) throw new ConfigError(`${k.where}: give only one of key and key_file`);
+  if (k) return { kind: "inline", key: asKeyInline(k), source: k.where };
+  if (kf) return { kind: "file", path: relativeTo(sec.file, kf), source: kf.where };
+  return { kind: "file", path: DEFAULTS.keyFile, source: "default" };
+}
+
+function resolveListen(flags: Flags, sec: Section): HostPort {
+  const listenGiven = first(flag(flags, "listen"), sec.get("listen"));
+  let listen = listenGiven ? asHostPort(listenGiven) : parseHostPort(DEFAULTS.listen) as HostPort;
+  const portGiven = first(flag(flags, "port"), sec.get("port"));
+  if (portGiven) {
+    const raw = typeof portGiven.value === "number" ? String(portGiven.value) : portGiven.value;
+    const port = typeof raw === "string" ? parsePort(raw) : "not a number";
+    if (typeof port === "string") fail(portGiven.where, portGiven.value, "an integer from 1 to 65535");
+    // --port overrides the port of a config listen address, but not of an explicit --listen.
+    if (!(listenGiven?.where === "--listen" && portGiven.where !== "--port")) {
+      listen = { hostname: listen.hostname, port };
+    }
+  }
+  return listen;
+}
+
+function mtuLimits(hasIpv6: boolean): [number, number] {
+  return hasIpv6 ? [1280, 9000] : [576, 9000];
+}
+
+function loadPeers(sec: Section, address: Cidr, address6: Cidr | undefined): PeerOptions[] {
+  const raw = sec.data.peers;
+  if (raw === undefined) return [];
+  const where = sec.file ? sec.file.where("server", "peers") : "server.peers";
+  if (!Array.isArray(raw)) fail(where, raw, "an array of tables ([[server.peers]])");
+  const peers: PeerOptions[] = [];
+  raw.forEach((entry, i) => {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      fail(where, entry, "a table with name, address and optional key or key_file");
+    }
+    const p = new Section(sec.file, "server.peers", entry as Record<string, unknown>, i);
+    p.checkKeys(PEER_KEYS);
+    const nameG = p.get("name");
+    if (!nameG) {
+      throw new ConfigError(
+        `${sec.file!.where("server.peers", "name", i)}: missing; every peer needs a name`,
+      );
+    }
+    const name = asString(nameG);
+    if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(name)) {
+      fail(nameG.where, name, "1 to 64 characters from A-Z a-z 0-9 _ . @ -");
+    }
+    const addrG = p.get("address");
+    if (!addrG) {
+      throw new ConfigError(
+        `${sec.file!.where("server.peers", "address", i)}: missing; every peer needs an address`,
+      );
+    }
+    const addr = asCidr(addrG, 4, "host");
+    if (!cidrContains(address, addr.address)) {
+      fail(addrG.where, formatCidr(addr), `an address inside the server's subnet ${formatCidr(address)}`);
+    }
+    if (ipEquals(addr.address, address.address)) {
+      fail(addrG.where, formatCidr(addr), "an address other than the server's own");
+    }
+    const a6G = p.get("address6");
+    let addr6: Cidr | undefined;
+    if (a6G) {
+      addr6 = asCidr(a6G, 6, "host");
+      if (!address6 || !cidrContains(address6, addr6.address)) {
+        fail(
+          a6G.where,
+          formatCidr(addr6),
+          address6 ? `an address inside ${formatCidr(address6)}` : "nothing unless server.address6 is set",
+        );
+      }
+    }
+    const k = p.get("key"), kf = p.get("key_file");
+    if (k && kf) throw new ConfigError(`${k.where}: give only one of key and key_file`);
+    let key: Uint8Array | undefined;
+    if (k) key = asKeyInline(k);
+    if (kf) {
+      try {
+        key = readKeyFile(relativeTo(sec.file, kf));
+      } catch (e) {
+        if (e instanceof KeyError) throw new ConfigError(`${kf.where}: ${e.message}`);
+        throw e;
+      }
+    }
+    for (const other of peers) {
+      if (other.name === name) fail(nameG.where, name, `a name no other peer has (peer ${i} repeats it)`);
+      if (ipEquals(other.address.address, addr.address)) {
+        fail(addrG.where, formatCidr(addr), `an address no other peer has (peer "${other.name}" has it)`);
+      }
+      if (key && other.key && ipEquals(key, other.key)) {
+        fail((k ?? kf)!.where, "(a key)", `a key no other peer has (peer "${other.name}" has the same key)`);
+      }
+    }
+    peers.push({ name, address: addr, address6: addr6, key });
+  });
+  return peers;
+}
+
+/** Resolve `vpn server` settings. `env` is the process environment (only VPN_KEY is read). */
+export function loadServerOptions(flags: Flags, env: Record<string, string | undefined>): ServerOptions {
+  const file = typeof flags.config === "string" ? ConfigFile.load(flags.config) : undefined;
+  const sec = sectionOf(file, "server");
+  sec.checkKeys(SERVER_KEYS);
+  const listen = resolveListen(flags, sec);
+  const tunG = first(flag(flags, "tun"), sec.get("tun"));
+  const tun = tunG ? asIfname(tunG, true) : DEFAULTS.tun;
+  const addrG = first(flag(flags, "address"), sec.get("address"));
+  const address = addrG ? asCidr(addrG, 4, "network") : parseCidr(DEFAULTS.serverAddress)!;
+  if (addrG && address.prefixLength > 30) {
+    fail(addrG.where, formatCidr(address), "a prefix of /30 or shorter (room for clients)");
+  }
+  const a6G = sec.get("address6");
+  const address6 = a6G ? asCidr(a6G, 6, "network") : undefined;
+  if (a6G && address6!.prefixLength > 126) {
+    fail(a6G.where, formatCidr(address6!), "a prefix of /126 or shorter");
+  }
+  const mtuG = first(flag(flags, "mtu"), sec.get("mtu"));
+  const [lo, hi] = mtuLimits(address6 !== undefined);
+  const mtu = mtuG ? asInt(mtuG, lo, hi) : DEFAULTS.mtu;
+  const natG = first(flag(flags, "nat"), sec.get("nat"));
+  const nat = natG ? asIfname(natG, false) : undefined;
+  const fwdG = sec.get("forward");
+  const forward = (fwdG ? asBool(fwdG) : false) || nat !== undefined;
+  const kaG = sec.get("keepalive");
+  return {
+    listen,
+    tun,
+    address,
+    address6,
+    mtu,
+    key: resolveKey(flags, env, sec),
+    nat,
+    forward,
+    keepalive: kaG ? asInt(kaG, 0, 3600) : DEFAULTS.keepalive,
+    logLevel: resolveLogLevel(flags, sec),
+    crypto: resolveChoice(flags, sec, "crypto", ["auto", "openssl", "webcrypto"] as const),
+    udp: resolveChoice(flags, sec, "udp", ["auto", "batched", "deno"] as const),
+    peers: loadPeers(sec, address, address6),
+    configFile: file?.path,
+  };
+}
+
+/** Resolve `vpn client` settings. */
+export function loadClientOptions(flags: Flags, env: Record<string, string | undefined>): ClientOptions {
+  const file = typeof flags.config === "string" ? ConfigFile.load(flags.config) : undefined;
+  const sec = sectionOf(file, "client");
+  sec.checkKeys(CLIENT_KEYS);
+  const peerG = first(flag(flags, "peer"), sec.get("peer"));
+  if (!peerG) {
+    throw new ConfigError("--peer: missing; give the server as HOST:PORT, e.g. --peer 192.0.2.1:51820");
+  }
+  const tunG = first(flag(flags, "tun"), sec.get("tun"));
+  const addrG = first(flag(flags, "address"), sec.get("address"));
+  const routeFlags = flags.route as string[] | undefined;
+  const routesG = routeFlags && routeFlags.length > 0
+    ? { value: routeFlags, where: "--route" }
+    : sec.get("routes");
+  const drG = first(flag(flags, "default-route"), sec.get("default_route"));
+  const kaG = first(flag(flags, "keepalive"), sec.get("keepalive"));
+  return {
+    peer: asHostPort(peerG),
+    tun: tunG ? asIfname(tunG, true) : DEFAULTS.tun,
+    address: addrG ? asCidr(addrG, undefined, "host-or-network") : undefined,
+    key: resolveKey(flags, env, sec),
+    routes: routesG ? asCidrList(routesG) : [],
+    defaultRoute: drG ? asBool(drG) : false,
+    keepalive: kaG ? asInt(kaG, 0, 3600) : DEFAULTS.keepalive,
+    logLevel: resolveLogLevel(flags, sec),
+    crypto: resolveChoice(flags, sec, "crypto", ["auto", "openssl", "webcrypto"] as const),
+    udp: resolveChoice(flags, sec, "udp", ["auto", "batched", "deno"] as const),
+    configFile: file?.path,
+  };
+}
+
+function resolveLogLevel(flags: Flags, sec: Section): LogLevel {
+  const g = first(flag(flags, "log-level"), sec.get("log_level"));
+  return g ? asChoice(g, LOG_LEVELS) : DEFAULTS.logLevel;
+}
+
+function resolveChoice<T extends string>(flags: Flags, sec: Section, name: string, choices: readonly T[]): T {
+  const g = first(flag(flags, name), sec.get(name));
+  return g ? asChoice(g, choices) : choices[0];
+}

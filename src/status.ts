@@ -1,0 +1,112 @@
+/** `vpn status`: ask a running instance for its snapshot and print it. */
+import { ConfigError } from "./config_error.ts";
+import { controlSocketPath } from "./control_path.ts";
+import type { StatusReport } from "./status_report.ts";
+
+/** Failed to reach the running instance. */
+export class StatusError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StatusError";
+  }
+}
+
+/** Read the snapshot from the control socket of `tun`. */
+export async function fetchStatus(tun: string): Promise<StatusReport> {
+  const path = controlSocketPath(tun);
+  let conn: Deno.UnixConn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.ConnectionRefused) {
+      throw new StatusError(`no vpn is running on ${tun} (nothing listens on ${path})`);
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new StatusError(`permission denied on ${path}: the control socket is root-only; run as root`);
+    }
+    throw new StatusError(`cannot reach ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const text = await new Response(conn.readable).text();
+    return JSON.parse(text) as StatusReport;
+  } catch (e) {
+    throw new StatusError(`bad answer from ${path}: ${(e as Error).message}`);
+  }
+}
+
+function bytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) [n, i] = [n / 1024, i + 1];
+  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
+}
+
+function ago(s: number | null): string {
+  if (s === null) return "never";
+  if (s < 120) return `${Math.round(s)}s ago`;
+  if (s < 7200) return `${Math.round(s / 60)}m ago`;
+  return `${Math.round(s / 3600)}h ago`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd()).join("\n");
+}
+
+/** The snapshot as aligned text for a terminal. */
+export function formatStatus(r: StatusReport): string {
+  const d = r.drops;
+  const head = [
+    `${r.role} on ${r.interface} ${r.address}` + (r.listen ? ` listening ${r.listen}` : ""),
+    `up ${ago(r.uptime_s).replace(" ago", "")}, crypto ${r.crypto}, udp ${r.udp}`,
+    `drops (not charged to a peer): auth ${d.auth}, replay ${d.replay}, no-route ${d.no_route}, ` +
+    `oversize ${d.oversize}, malformed ${d.malformed}`,
+  ];
+  if (r.peers.length === 0) return [...head, "no peers"].join("\n");
+  const rows = [[
+    "PEER",
+    "ADDRESS",
+    "ENDPOINT",
+    "HANDSHAKE",
+    "RX",
+    "TX",
+    "RX PKTS",
+    "TX PKTS",
+    "DROPS a/r/n/o/m",
+  ]];
+  for (const p of r.peers) {
+    const pd = p.drops;
+    rows.push([
+      p.name,
+      p.address ?? "-",
+      p.endpoint ?? "-",
+      ago(p.last_handshake_s),
+      bytes(p.rx_bytes),
+      bytes(p.tx_bytes),
+      String(p.rx_packets),
+      String(p.tx_packets),
+      `${pd.auth}/${pd.replay}/${pd.no_route}/${pd.oversize}/${pd.malformed}`,
+    ]);
+  }
+  return [...head, "", table(rows)].join("\n");
+}
+
+/** `vpn status`: prints the snapshot; exit code 1 when no instance answers. */
+export async function runStatus(opts: { tun: string; json: boolean }): Promise<number> {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(opts.tun)) {
+    throw new ConfigError(
+      `--tun: got ${JSON.stringify(opts.tun)}; allowed: an interface name of 1 to 15 characters`,
+    );
+  }
+  try {
+    const report = await fetchStatus(opts.tun);
+    console.log(opts.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+    return 0;
+  } catch (e) {
+    if (e instanceof StatusError) {
+      console.error(`vpn status: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,49 @@
+/** The status snapshot a running instance reports over its control socket (`vpn status --json`). */
+
+/** Packets dropped, by reason. */
+export interface DropCounts {
+  /** Did not authenticate (bad tag, unknown index, wrong key). */
+  auth: number;
+  /** Counter already seen or older than the replay window. */
+  replay: number;
+  /** No peer holds the destination address (or the source is not the peer's). */
+  no_route: number;
+  /** Larger than the tunnel MTU. */
+  oversize: number;
+  /** Too short or of an unknown type. */
+  malformed: number;
+}
+
+/** One peer's line in the status. */
+export interface PeerStatus {
+  name: string;
+  address: string | null;
+  endpoint: string | null;
+  /** Seconds since the last completed handshake, null when none. */
+  last_handshake_s: number | null;
+  rx_bytes: number;
+  tx_bytes: number;
+  rx_packets: number;
+  tx_packets: number;
+  drops: DropCounts;
+}
+
+/** The whole snapshot; `version` changes only when a field changes meaning or goes away. */
+export interface StatusReport {
+  version: 1;
+  role: "server" | "client";
+  interface: string;
+  address: string;
+  listen: string | null;
+  uptime_s: number;
+  crypto: string;
+  udp: string;
+  peers: PeerStatus[];
+  /** Drops not charged to any peer (unknown senders, no route). */
+  drops: DropCounts;
+}
+
+/** All-zero drop counters. */
+export function zeroDrops(): DropCounts {
+  return { auth: 0, replay: 0, no_route: 0, oversize: 0, malformed: 0 };
+}

@@ -1,0 +1,208 @@
+import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
+import { ConfigError, loadClientOptions, loadServerOptions } from "../src/config.ts";
+import { formatCidr } from "../src/cidr.ts";
+import { keyToBase64 } from "../src/key_file.ts";
+
+const KEY_A = "kOLM0yzVssSAT2Q+KcHxm4s7T7nURwNPejZs45o0j0I=";
+const KEY_B = "+Bz8pHlEJSjYpiTBYkjuGC7fuEB1harWcH7z9DUMl3I=";
+
+function withConfig(text: string, fn: (path: string, dir: string) => void): void {
+  const dir = Deno.makeTempDirSync({ prefix: "vpn-config-test-" });
+  const path = `${dir}/vpn.toml`;
+  Deno.writeTextFileSync(path, text);
+  try {
+    fn(path, dir);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+function configError(fn: () => unknown): string {
+  return assertThrows(fn, ConfigError).message;
+}
+
+Deno.test("server defaults follow the design", () => {
+  const o = loadServerOptions({}, {});
+  assertEquals(o.listen, { hostname: "::", port: 51820 });
+  assertEquals(o.tun, "vpn0");
+  assertEquals(formatCidr(o.address), "10.0.0.1/24");
+  assertEquals(o.mtu, 1420);
+  assertEquals(o.key, { kind: "file", path: "/etc/vpn/vpn.key", source: "default" });
+  assertEquals([o.crypto, o.udp, o.logLevel, o.forward, o.keepalive], ["auto", "auto", "info", false, 25]);
+});
+
+Deno.test("the example config.toml loads for server and client", () => {
+  const s = loadServerOptions({ config: "config.toml" }, {});
+  const line = Deno.readTextFileSync("config.toml").split("\n").findIndex((l) => l.startsWith("key_file")) +
+    1;
+  assertEquals(s.key, { kind: "file", path: "vpn.key", source: `config.toml:${line}: server.key_file` });
+  assertEquals(s.peers, []);
+  const c = loadClientOptions({ config: "config.toml", peer: "192.0.2.1:51820" }, {});
+  assertEquals(c.peer, { hostname: "192.0.2.1", port: 51820 });
+  assertEquals(c.keepalive, 25);
+});
+
+Deno.test("precedence: flag > VPN_KEY > config > default", () => {
+  withConfig(`[server]\nkey = "${KEY_A}"\nmtu = 1400\nport = 4000\n`, (path) => {
+    const fromFile = loadServerOptions({ config: path }, {});
+    assertEquals(fromFile.mtu, 1400);
+    assertEquals(fromFile.listen.port, 4000);
+    assertEquals(fromFile.key.kind === "inline" && keyToBase64(fromFile.key.key), KEY_A);
+    const fromEnv = loadServerOptions({ config: path }, { VPN_KEY: KEY_B });
+    assertEquals(fromEnv.key.kind === "inline" && keyToBase64(fromEnv.key.key), KEY_B);
+    assertEquals(fromEnv.key.source, "VPN_KEY");
+    const fromFlag = loadServerOptions({ config: path, key: KEY_A, mtu: "1300", port: "5000" }, {
+      VPN_KEY: KEY_B,
+    });
+    assertEquals(fromFlag.key.kind === "inline" && keyToBase64(fromFlag.key.key), KEY_A);
+    assertEquals(fromFlag.mtu, 1300);
+    assertEquals(fromFlag.listen.port, 5000);
+    const keyFileFlag = loadServerOptions({ config: path, "key-file": "/tmp/k" }, { VPN_KEY: KEY_B });
+    assertEquals(keyFileFlag.key, { kind: "file", path: "/tmp/k", source: "--key-file" });
+  });
+});
+
+Deno.test("key_file in a config is relative to the config's folder", () => {
+  withConfig(`[client]\nkey_file = "c.key"\npeer = "[2001:db8::1]:51820"\n`, (path, dir) => {
+    const c = loadClientOptions({ config: path }, {});
+    assertEquals(c.key.kind === "file" && c.key.path, `${dir}/c.key`);
+    assertEquals(c.peer, { hostname: "2001:db8::1", port: 51820 });
+  });
+});
+
+Deno.test("bad flags name the flag, the value and what is allowed", () => {
+  const cases: [Record<string, string | boolean | string[]>, RegExp][] = [
+    [{ mtu: "100" }, /^--mtu: got "100"; allowed: an integer from 576 to 9000$/],
+    [{ mtu: "abc" }, /^--mtu: got "abc"/],
+    [{ port: "70000" }, /^--port: got "70000"; allowed: an integer from 1 to 65535$/],
+    [{ port: "0" }, /^--port: got "0"/],
+    [{ listen: "1.2.3.4" }, /^--listen: got "1.2.3.4"; allowed: HOST:PORT \(no port given\)$/],
+    [
+      { listen: "1.2.3.4:99999" },
+      /^--listen: got "1.2.3.4:99999"; allowed: HOST:PORT \(port 99999 is out of range/,
+    ],
+    [{ listen: "::1:80" }, /write an IPv6 address in brackets/],
+    [{ address: "10.0.0.1" }, /^--address: got "10.0.0.1"; allowed: an IPv4 address as ADDRESS\/PREFIX$/],
+    [{ address: "10.0.0.300/24" }, /^--address: got "10.0.0.300\/24"/],
+    [{ address: "10.0.0.1/33" }, /^--address: got "10.0.0.1\/33"/],
+    [
+      { tun: "a-very-long-interface-name" },
+      /^--tun: got "a-very-long-interface-name"; allowed: an interface name of 1 to 15/,
+    ],
+    [{ key: "short" }, /^--key: not a key \(expected 32 bytes as 44 characters of base64/],
+    [{ key: KEY_A, "key-file": "/x" }, /^--key and --key-file: give only one of them$/],
+    [{ "log-level": "loud" }, /^--log-level: got "loud"; allowed: debug, info, warn, error$/],
+    [{ crypto: "rot13" }, /^--crypto: got "rot13"; allowed: auto, openssl, webcrypto$/],
+    [{ udp: "tcp" }, /^--udp: got "tcp"; allowed: auto, batched, deno$/],
+    [{ nat: "" }, /^--nat: got ""/],
+  ];
+  for (const [flags, re] of cases) assertMatch(configError(() => loadServerOptions(flags, {})), re);
+  assertMatch(configError(() => loadServerOptions({}, { VPN_KEY: "x" })), /^VPN_KEY: not a key/);
+  assertMatch(configError(() => loadClientOptions({}, {})), /^--peer: missing/);
+  assertMatch(
+    configError(() => loadClientOptions({ peer: "h:1", route: ["10.0.0.0"] }, {})),
+    /^--route: got "10.0.0.0"/,
+  );
+  assertMatch(
+    configError(() => loadClientOptions({ peer: "h:1", keepalive: "-1" }, {})),
+    /^--keepalive: got "-1"/,
+  );
+  assertMatch(
+    configError(() => loadClientOptions({ peer: "h:1", address: "nope" }, {})),
+    /^--address: got "nope"/,
+  );
+});
+
+Deno.test("IPv6 inside the tunnel raises the MTU floor to 1280", () => {
+  withConfig(`[server]\naddress6 = "fd00::1/64"\nmtu = 1000\n`, (path) => {
+    assertMatch(
+      configError(() => loadServerOptions({ config: path }, {})),
+      /:3: server\.mtu: got 1000; allowed: an integer from 1280 to 9000$/,
+    );
+  });
+});
+
+Deno.test("bad config fields name file:line, the value and what is allowed", () => {
+  const cases: [string, RegExp][] = [
+    [`[server]\nmtu = 10\n`, /vpn\.toml:2: server\.mtu: got 10; allowed: an integer from 576 to 9000$/],
+    [`[server]\nmtu = "big"\n`, /vpn\.toml:2: server\.mtu: got "big"/],
+    [
+      `[server]\n\nbogus = 1\n`,
+      /vpn\.toml:3: server\.bogus: unknown setting; allowed in \[server\]: listen, /,
+    ],
+    [`[client]\nroutes = "x"\n`, /vpn\.toml:2: client\.routes: got "x"/],
+    [`[other]\n`, /vpn\.toml: unknown section \[other\]; allowed: \[server\], \[client\]$/],
+    [`[server\n`, /vpn\.toml:1: not valid TOML/],
+    [`[server]\nforward = "yes"\n`, /vpn\.toml:2: server\.forward: got "yes"; allowed: true or false$/],
+    [
+      `[server]\nkey = "abc"\nkey_file = "x"\n`,
+      /vpn\.toml:2: server\.key: give only one of key and key_file$/,
+    ],
+    [
+      `[server]\naddress = "10.0.0.1/24"\n[[server.peers]]\nname = "a"\naddress = "10.9.0.2"\n`,
+      /vpn\.toml:5: server\.peers\[0\]\.address: got "10\.9\.0\.2\/32"; allowed: an address inside the server's subnet 10\.0\.0\.1\/24$/,
+    ],
+    [
+      `[[server.peers]]\nname = "a"\naddress = "10.0.0.2"\n[[server.peers]]\nname = "b"\naddress = "10.0.0.2"\n`,
+      /vpn\.toml:6: server\.peers\[1\]\.address: got "10\.0\.0\.2\/32"; allowed: an address no other peer has \(peer "a" has it\)$/,
+    ],
+    [
+      `[[server.peers]]\nname = "a"\naddress = "10.0.0.2"\nkey = "${KEY_A}"\n[[server.peers]]\nname = "b"\naddress = "10.0.0.3"\nkey = "${KEY_A}"\n`,
+      /vpn\.toml:8: server\.peers\[1\]\.key: got "\(a key\)"; allowed: a key no other peer has/,
+    ],
+    [`[[server.peers]]\naddress = "10.0.0.2"\n`, /vpn\.toml:1: server\.peers\[0\]\.name: missing/],
+    [
+      `[[server.peers]]\nname = "a"\naddress = "10.0.0.2"\ncolour = "red"\n`,
+      /vpn\.toml:4: server\.peers\[0\]\.colour: unknown setting/,
+    ],
+    [
+      `[[server.peers]]\nname = "a"\naddress = "10.0.0.0/24"\n`,
+      /server\.peers\[0\]\.address: got "10\.0\.0\.0\/24"; allowed: a single address/,
+    ],
+  ];
+  for (const [text, re] of cases) {
+    withConfig(text, (path) => {
+      const clientSide = text.includes("[client]");
+      assertMatch(
+        configError(() =>
+          clientSide
+            ? loadClientOptions({ config: path, peer: "h:1" }, {})
+            : loadServerOptions({ config: path }, {})
+        ),
+        re,
+      );
+    });
+  }
+  assertMatch(
+    configError(() => loadServerOptions({ config: "/nonexistent/vpn.toml" }, {})),
+    /^--config \/nonexistent\/vpn\.toml: cannot read it: no such file$/,
+  );
+});
+
+Deno.test("pinned peers load with their own keys", () => {
+  withConfig(
+    `[server]\naddress = "10.5.0.1/24"\n[[server.peers]]\nname = "laptop"\naddress = "10.5.0.10"\nkey = "${KEY_A}"\n` +
+      `[[server.peers]]\nname = "phone"\naddress = "10.5.0.11/32"\n`,
+    (path) => {
+      const o = loadServerOptions({ config: path }, {});
+      assertEquals(o.peers.map((p) => [p.name, formatCidr(p.address), p.key ? keyToBase64(p.key) : null]), [
+        ["laptop", "10.5.0.10/32", KEY_A],
+        ["phone", "10.5.0.11/32", null],
+      ]);
+    },
+  );
+});
+
+Deno.test("a peer key file readable by others is refused", () => {
+  withConfig(`[[server.peers]]\nname = "a"\naddress = "10.0.0.2"\nkey_file = "a.key"\n`, (path, dir) => {
+    Deno.writeTextFileSync(`${dir}/a.key`, KEY_A + "\n", { mode: 0o644 });
+    Deno.chmodSync(`${dir}/a.key`, 0o644);
+    const msg = configError(() => loadServerOptions({ config: path }, {}));
+    assertMatch(
+      msg,
+      /vpn\.toml:4: server\.peers\[0\]\.key_file: key file .*a\.key: mode 0644 lets group or others read it/,
+    );
+    Deno.chmodSync(`${dir}/a.key`, 0o600);
+    assert(loadServerOptions({ config: path }, {}).peers[0].key);
+  });
+});
