@@ -3,7 +3,6 @@ import { parseArgs } from "node:util";
 import { type Flags, loadClientOptions, loadServerOptions } from "./config.ts";
 import { ConfigError } from "./config_error.ts";
 import { generateKey, KeyError, keyToBase64 } from "./key_file.ts";
-import { log } from "./log.ts";
 import { VERSION } from "./version.ts";
 import { runServer } from "./server.ts";
 import { runClient } from "./client.ts";
@@ -199,7 +198,7 @@ export async function main(
       console.error(`vpn: ${e.message}`);
       return 2;
     }
-    log.error("fatal", { error: (e as Error).message });
+    console.error(`vpn: ${(e as Error).message ?? String(e)}`);
     if (env.VPN_DEBUG_STACK) console.error((e as Error).stack);
     return 1;
   }

@@ -1,5 +1,276 @@
+/**
+ * `vpn client`: handshakes with the server, configures the TUN device with the address it is given,
+ * keeps the session fresh (rekey, keepalives, retries with backoff) and follows the server if it moves.
+ */
+import { type Cidr, formatCidr, networkOf, parseCidr } from "./cidr.ts";
 import type { ClientOptions } from "./config.ts";
-/** Run the client until stopped; resolves to the exit code. */
-export function runClient(_o: ClientOptions): Promise<number> {
-  return Promise.reject(new Error("client: under construction"));
+import { MSG_RESPONSE, PASSIVE_KEEPALIVE_MS, REKEY_TIMEOUT_MS, UNANSWERED_TIMEOUT_MS } from "./constants.ts";
+import { wildcardAddressFor } from "./datagram.ts";
+import { endpointIsV4, endpointToString, resolveEndpoint } from "./endpoint.ts";
+import { createInitiation, InitiationClock, type PendingInitiation, randomIndex } from "./handshake.ts";
+import { formatHostPort } from "./host_port.ts";
+import { addDefaultRoute, addTunnelRoute } from "./host_setup.ts";
+import { formatIp } from "./ip_address.ts";
+import { loadKey } from "./key_file.ts";
+import { deriveHandshakeKey, type HandshakeKey } from "./keys.ts";
+import { debugEnabled, log } from "./log.ts";
+import { Peer } from "./peer.ts";
+import type { Runtime } from "./runtime.ts";
+import { startRuntime } from "./runtime.ts";
+import { Session } from "./session.ts";
+import { dropCategory, type StatusReport } from "./status_report.ts";
+import type { TunnelHost } from "./tunnel.ts";
+import type { AssignedParams } from "./wire.ts";
+
+/** Longest wait between handshake attempts while the server does not answer. */
+const MAX_RETRY_MS = 30_000;
+/** Largest MTU a server may announce (sizes the packet slots before the first handshake). */
+const MAX_MTU = 9000;
+
+/** The client's control side: one peer (the server). */
+export class Client implements TunnelHost {
+  readonly #o: ClientOptions;
+  readonly #rt: Runtime;
+  readonly #key: HandshakeKey;
+  readonly #server: Peer;
+  readonly #clock = new InitiationClock();
+  readonly #byIndex = new Map<number, Peer>();
+  #pending: PendingInitiation | null = null;
+  #pendingSentAt = 0;
+  #attempts = 0;
+  #retryMs = REKEY_TIMEOUT_MS;
+  /** What the server assigned; asked for again on every handshake so the address survives restarts. */
+  #assigned: AssignedParams | null = null;
+  #keepaliveMs = 0;
+  #routed = false;
+
+  constructor(o: ClientOptions, rt: Runtime, key: HandshakeKey, server: Uint8Array) {
+    this.#o = o;
+    this.#rt = rt;
+    this.#key = key;
+    this.#server = new Peer("server");
+    this.#server.endpoint.set(server);
+    this.#server.hasEndpoint = true;
+    this.#keepaliveMs = (o.keepalive ?? 0) * 1000;
+  }
+
+  // ---------------------------------------------------------------- TunnelHost
+
+  peerForPacket(): Peer {
+    return this.#server;
+  }
+
+  peerForIndex(index: number): Peer | undefined {
+    return this.#byIndex.get(index);
+  }
+
+  sourceAllowed(): boolean {
+    return true; // the server relays traffic from anywhere (NAT, other clients)
+  }
+
+  noSession(): void {
+    if (this.#pending === null) this.#initiate("no session");
+  }
+
+  handshake(datagram: Uint8Array, from: Uint8Array): void {
+    const pending = this.#pending;
+    if (datagram[0] !== MSG_RESPONSE || pending === null) {
+      this.#rt.tunnel.counters.drops.malformed++;
+      return;
+    }
+    this.#complete(pending, datagram, from).catch((e) =>
+      log.error("handshake failed", { error: (e as Error).message })
+    );
+  }
+
+  authenticated(): void {}
+
+  roamed(_peer: Peer, from: string): void {
+    log.info("server moved", { endpoint: from });
+  }
+
+  // ---------------------------------------------------------------- handshakes
+
+  #initiate(why: string): void {
+    const index = this.#freshIndex();
+    const requested = this.#assigned?.ipv4?.address ??
+      (this.#o.address ? formatIp(this.#o.address.address) : null);
+    this.#attempts++;
+    this.#pendingSentAt = performance.now();
+    if (debugEnabled) log.debug("handshake initiated", { reason: why, attempt: this.#attempts });
+    createInitiation(this.#key, {
+      senderIndex: index,
+      requestedAddress: requested,
+      timestamp: this.#clock.next(),
+    })
+      .then(async (p) => {
+        if (this.#pending) this.#byIndex.delete(this.#pending.senderIndex);
+        this.#pending = p;
+        this.#byIndex.set(index, this.#server);
+        await this.#rt.udp.sendOne(p.message, p.message.length, this.#server.endpoint);
+      })
+      .catch((e) => log.error("cannot send handshake", { error: (e as Error).message }));
+  }
+
+  #freshIndex(): number {
+    let index = randomIndex();
+    while (this.#byIndex.has(index)) index = randomIndex();
+    return index;
+  }
+
+  async #complete(pending: PendingInitiation, datagram: Uint8Array, from: Uint8Array): Promise<void> {
+    const r = await pending.consumeResponse(datagram);
+    if (!r.ok) {
+      this.#rt.tunnel.counters.drops[dropCategory(r.reason)]++;
+      if (debugEnabled) log.debug("response dropped", { reason: r.reason, from: endpointToString(from) });
+      return;
+    }
+    if (this.#pending !== pending) return; // a newer initiation replaced it while we worked
+    this.#pending = null;
+    const hs = r.value;
+    const now = performance.now();
+    const session = await Session.create(this.#rt.aead, {
+      localIndex: hs.localIndex,
+      remoteIndex: hs.remoteIndex,
+      isInitiator: true,
+      keys: hs.keys,
+      now,
+    });
+    const server = this.#server;
+    for (const s of server.sessions.installInitiated(session, now)) this.#byIndex.delete(s.localIndex);
+    this.#byIndex.set(session.localIndex, server);
+    server.endpoint.set(from);
+    server.lastHandshakeWallMs = Date.now();
+    server.unansweredSince = -1;
+    const first = !server.up;
+    server.up = true;
+    this.#attempts = 0;
+    this.#retryMs = REKEY_TIMEOUT_MS;
+    this.#apply(hs.params);
+    // Confirms the new session to the server, which holds it back until a packet arrives on it.
+    await this.#rt.tunnel.sendKeepalive(server);
+    if (first) {
+      log.info("handshake complete", {
+        server: endpointToString(from),
+        address: hs.params.ipv4 ? `${hs.params.ipv4.address}/${hs.params.ipv4.prefix}` : undefined,
+        address6: hs.params.ipv6 ? `${hs.params.ipv6.address}/${hs.params.ipv6.prefix}` : undefined,
+        mtu: hs.params.mtu,
+      });
+    } else {
+      log.info("rekeyed", { server: endpointToString(from) });
+    }
+  }
+
+  /** Configure the TUN device the first time (or again when the server assigns something else). */
+  #apply(p: AssignedParams): void {
+    const old = this.#assigned;
+    if (old && JSON.stringify(old) === JSON.stringify(p)) return;
+    if (old) log.warn("server assigned a different address; reconfiguring", {});
+    this.#assigned = p;
+    const cidr = (a: { address: string; prefix: number } | null): Cidr | null =>
+      a ? parseCidr(`${a.address}/${a.prefix}`) : null;
+    this.#rt.configureInterface(cidr(p.ipv4), cidr(p.ipv6), p.mtu);
+    if (this.#o.keepalive === undefined) this.#keepaliveMs = p.keepaliveSeconds * 1000;
+    if (this.#routed) return;
+    this.#routed = true;
+    for (const net of this.#o.routes) addTunnelRoute(this.#rt.cleanup, networkOf(net), this.#rt.tunName);
+    if (this.#o.defaultRoute) {
+      const ep = this.#server.endpoint;
+      addDefaultRoute(this.#rt.cleanup, this.#rt.tunName, endpointIsV4(ep) ? ep.slice(12, 16) : null);
+    }
+  }
+
+  // ---------------------------------------------------------------- timers and status
+
+  /** Once a second: retries, rekeys, keepalives, and noticing a server that stopped answering. */
+  tick(): void {
+    const now = performance.now();
+    const server = this.#server;
+    for (const s of server.sessions.expire(now)) this.#byIndex.delete(s.localIndex);
+    const session = server.sessions.sendSession(now);
+    if (this.#pending !== null) {
+      if (now - this.#pendingSentAt >= this.#retryMs) {
+        log.info("server not answering; retrying handshake", {
+          server: endpointToString(server.endpoint),
+          attempt: this.#attempts + 1,
+          waited_s: Math.round(this.#retryMs / 1000),
+        });
+        this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS);
+        this.#initiate("retry");
+      }
+      return;
+    }
+    if (session === null) {
+      if (server.up) {
+        server.up = false;
+        log.info("session expired", { server: endpointToString(server.endpoint) });
+      }
+      this.#initiate("no session");
+      return;
+    }
+    if (session.needsRekey(now)) {
+      this.#initiate("rekey");
+      return;
+    }
+    if (server.unansweredSince >= 0 && now - server.unansweredSince >= UNANSWERED_TIMEOUT_MS) {
+      log.warn("server stopped answering; handshaking again", { server: endpointToString(server.endpoint) });
+      server.unansweredSince = -1;
+      this.#initiate("unanswered");
+      return;
+    }
+    const idle = now - server.lastSentAt;
+    if (
+      (this.#keepaliveMs > 0 && idle >= this.#keepaliveMs) ||
+      (server.lastReceivedAt > server.lastSentAt && now - server.lastReceivedAt >= PASSIVE_KEEPALIVE_MS)
+    ) {
+      this.#rt.tunnel.sendKeepalive(server).catch(() => {});
+    }
+  }
+
+  /** The snapshot `vpn status` shows. */
+  status(): StatusReport {
+    const p = this.#server;
+    const a = this.#assigned?.ipv4;
+    return this.#rt.report("client", a ? `${a.address}/${a.prefix}` : "(none yet)", null, [{
+      name: "server",
+      address: null,
+      endpoint: endpointToString(p.endpoint),
+      last_handshake_s: p.lastHandshakeWallMs ? (Date.now() - p.lastHandshakeWallMs) / 1000 : null,
+      rx_bytes: p.rxBytes,
+      tx_bytes: p.txBytes,
+      rx_packets: p.rxPackets,
+      tx_packets: p.txPackets,
+      drops: { ...p.drops },
+    }]);
+  }
+}
+
+/** Run the client until SIGINT/SIGTERM. */
+export async function runClient(o: ClientOptions): Promise<number> {
+  const { key } = loadKey(o.key, false);
+  const handshakeKey = await deriveHandshakeKey(key);
+  const server = await resolveEndpoint(formatHostPort(o.peer));
+  let client: Client | null = null;
+  return await startRuntime({
+    role: "client",
+    tun: o.tun,
+    crypto: o.crypto,
+    udp: o.udp,
+    bind: { hostname: wildcardAddressFor(server), port: 0 },
+    mtu: MAX_MTU,
+    logLevel: o.logLevel,
+    configureTun: (rt) => rt.configureInterface(null, null, MAX_MTU),
+    host: (rt) => (client = new Client(o, rt, handshakeKey, server)),
+    tick: () => client?.tick(),
+    status: () => client!.status(),
+    started: (rt) => {
+      log.info("client started", {
+        server: endpointToString(server),
+        tun: rt.tunName,
+        routes: o.routes.map(formatCidr).join(",") || undefined,
+        default_route: o.defaultRoute || undefined,
+      });
+      client!.noSession();
+    },
+  });
 }

@@ -53,7 +53,8 @@ export interface ClientOptions {
   readonly key: KeySpec;
   readonly routes: readonly Cidr[];
   readonly defaultRoute: boolean;
-  readonly keepalive: number;
+  /** Keepalive interval in seconds; undefined = what the server announces. */
+  readonly keepalive?: number;
   readonly logLevel: LogLevel;
   readonly crypto: CryptoChoice;
   readonly udp: UdpChoice;
@@ -421,7 +422,7 @@ export function loadClientOptions(flags: Flags, env: Record<string, string | und
     key: resolveKey(flags, env, sec),
     routes: routesG ? asCidrList(routesG) : [],
     defaultRoute: drG ? asBool(drG) : false,
-    keepalive: kaG ? asInt(kaG, 0, 3600) : DEFAULTS.keepalive,
+    keepalive: kaG ? asInt(kaG, 0, 3600) : undefined,
     logLevel: resolveLogLevel(flags, sec),
     crypto: resolveChoice(flags, sec, "crypto", ["auto", "openssl", "webcrypto"] as const),
     udp: resolveChoice(flags, sec, "udp", ["auto", "batched", "deno"] as const),

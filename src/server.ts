@@ -1,5 +1,355 @@
+/**
+ * `vpn server`: answers handshakes, assigns overlay addresses, and routes packets from its TUN device to
+ * the session that holds their destination. The packet loops live in tunnel.ts; this file is the control side.
+ */
+import { type Cidr, cidrContains, formatCidr, networkOf } from "./cidr.ts";
 import type { ServerOptions } from "./config.ts";
-/** Run the server until stopped; resolves to the exit code. */
-export function runServer(_o: ServerOptions): Promise<number> {
-  return Promise.reject(new Error("server: under construction"));
+import { MSG_INITIATION, PASSIVE_KEEPALIVE_MS } from "./constants.ts";
+import { endpointToString } from "./endpoint.ts";
+import { formatHostPort } from "./host_port.ts";
+import { deriveHandshakeKey, type HandshakeKey } from "./keys.ts";
+import { randomIndex, Responder } from "./handshake.ts";
+import { formatIp, parseIp } from "./ip_address.ts";
+import {
+  ipv4Destination,
+  ipv4Source,
+  ipv4ToNumber,
+  IPV6_DESTINATION,
+  IPV6_SOURCE,
+  ipv6DestinationLow,
+  ipv6Equals,
+  ipv6Low,
+  ipv6SourceLow,
+  ipVersion,
+  numberToIpv4,
+} from "./ip_packet.ts";
+import { loadKey } from "./key_file.ts";
+import { debugEnabled, log } from "./log.ts";
+import { Peer } from "./peer.ts";
+import { type Session, Session as SessionClass } from "./session.ts";
+import { dropCategory, type PeerStatus, type StatusReport } from "./status_report.ts";
+import { type Runtime, startRuntime } from "./runtime.ts";
+import type { TunnelHost } from "./tunnel.ts";
+import { addMasquerade, setIpv4Forwarding } from "./routing.ts";
+
+/** Handshakes processed at once; more are dropped (they cost X25519 work). */
+const MAX_HANDSHAKES_IN_FLIGHT = 64;
+
+interface PinnedKey {
+  readonly peer: Peer;
+}
+
+/** The server's control side: peers, addresses, handshakes. */
+export class Server implements TunnelHost {
+  readonly #o: ServerOptions;
+  readonly #rt: Runtime;
+  readonly #responder: Responder;
+  readonly #keys = new Map<bigint, HandshakeKey>();
+  readonly #pinnedByKey = new Map<bigint, PinnedKey>();
+  readonly #byAddr4 = new Map<number, Peer>();
+  readonly #byAddr6 = new Map<number, Peer>();
+  readonly #byIndex = new Map<number, Peer>();
+  /** Peers from the config (pinned); never removed when idle. */
+  readonly #configured = new Set<Peer>();
+  /** Peers that own their address through their own key; nobody else may take it. */
+  readonly #ownKey = new Set<Peer>();
+  readonly #network: Cidr;
+  readonly #serverAddr4: number;
+  #inFlight = 0;
+
+  constructor(o: ServerOptions, rt: Runtime, sharedKey: HandshakeKey, peerKeys: (HandshakeKey | null)[]) {
+    this.#o = o;
+    this.#rt = rt;
+    this.#network = networkOf(o.address);
+    this.#serverAddr4 = ipv4ToNumber(o.address.address);
+    this.#keys.set(sharedKey.keyIdValue, sharedKey);
+    o.peers.forEach((p, i) => {
+      const peer = new Peer(p.name);
+      peer.address4 = ipv4ToNumber(p.address.address);
+      peer.address6 = p.address6?.address ?? this.#derivedAddress6(peer.address4);
+      this.#configured.add(peer);
+      this.#byAddr4.set(peer.address4, peer);
+      if (peer.address6) this.#byAddr6.set(ipv6Low(peer.address6), peer);
+      const key = peerKeys[i];
+      if (key) {
+        this.#keys.set(key.keyIdValue, key);
+        this.#pinnedByKey.set(key.keyIdValue, { peer });
+        this.#ownKey.add(peer);
+      }
+    });
+    this.#responder = new Responder((id) => this.#keys.get(id));
+  }
+
+  // ---------------------------------------------------------------- TunnelHost (hot path)
+
+  peerForPacket(pkt: Uint8Array, len: number): Peer | null {
+    const v = ipVersion(pkt, 0, len);
+    if (v === 4) return this.#byAddr4.get(ipv4Destination(pkt, 0)) ?? null;
+    if (v === 6) {
+      const p = this.#byAddr6.get(ipv6DestinationLow(pkt, 0));
+      return p !== undefined && p.address6 !== null && ipv6Equals(pkt, IPV6_DESTINATION, p.address6)
+        ? p
+        : null;
+    }
+    return null;
+  }
+
+  peerForIndex(index: number): Peer | undefined {
+    return this.#byIndex.get(index);
+  }
+
+  sourceAllowed(peer: Peer, pkt: Uint8Array, len: number): boolean {
+    const v = ipVersion(pkt, 0, len);
+    if (v === 4) return ipv4Source(pkt, 0) === peer.address4;
+    if (v === 6) {
+      return peer.address6 !== null && ipv6SourceLow(pkt, 0) === ipv6Low(peer.address6) &&
+        ipv6Equals(pkt, IPV6_SOURCE, peer.address6);
+    }
+    return false;
+  }
+
+  noSession(peer: Peer): void {
+    if (debugEnabled) log.debug("no session for packet", { peer: peer.name });
+  }
+
+  handshake(datagram: Uint8Array, from: Uint8Array): void {
+    if (datagram[0] !== MSG_INITIATION) {
+      this.#rt.tunnel.counters.drops.malformed++;
+      return;
+    }
+    if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) {
+      if (debugEnabled) log.debug("handshake dropped: too many in flight", { from: endpointToString(from) });
+      return;
+    }
+    this.#inFlight++;
+    this.#answer(datagram, from).catch((e) => log.error("handshake failed", { error: (e as Error).message }))
+      .finally(() => this.#inFlight--);
+  }
+
+  authenticated(peer: Peer, session: Session, now: number): void {
+    if (session !== peer.sessions.next) return;
+    this.#unmap(peer.sessions.confirm(session, now));
+    if (!peer.up) {
+      peer.up = true;
+      log.info("peer up", {
+        peer: peer.name,
+        address: formatIp(numberToIpv4(peer.address4)),
+        endpoint: endpointToString(peer.endpoint),
+      });
+    } else {
+      log.info("rekeyed", { peer: peer.name });
+    }
+  }
+
+  roamed(peer: Peer, from: string): void {
+    log.info("peer roamed", { peer: peer.name, endpoint: from });
+  }
+
+  // ---------------------------------------------------------------- handshakes
+
+  async #answer(datagram: Uint8Array, from: Uint8Array): Promise<void> {
+    const drops = this.#rt.tunnel.counters.drops;
+    const opened = await this.#responder.openInitiation(datagram);
+    if (!opened.ok) {
+      drops[dropCategory(opened.reason)]++;
+      if (debugEnabled) {
+        log.debug("initiation dropped", { reason: opened.reason, from: endpointToString(from) });
+      }
+      return;
+    }
+    const init = opened.value;
+    const peer = this.#assign(init.key.keyIdValue, init.requestedAddress);
+    if (peer === null) {
+      log.warn("no free address for a new client", {
+        subnet: formatCidr(this.#o.address),
+        from: endpointToString(from),
+      });
+      return;
+    }
+    let index = randomIndex();
+    while (this.#byIndex.has(index)) index = randomIndex();
+    const answered = await this.#responder.respond(init, {
+      senderIndex: index,
+      params: {
+        ipv4: { address: formatIp(numberToIpv4(peer.address4)), prefix: this.#o.address.prefixLength },
+        ipv6: peer.address6 && this.#o.address6
+          ? { address: formatIp(peer.address6), prefix: this.#o.address6.prefixLength }
+          : null,
+        mtu: this.#o.mtu,
+        keepaliveSeconds: this.#o.keepalive,
+      },
+    });
+    if (!answered.ok) {
+      drops[dropCategory(answered.reason)]++;
+      return;
+    }
+    const hs = answered.value;
+    const now = performance.now();
+    const session = await SessionClass.create(this.#rt.aead, {
+      localIndex: hs.localIndex,
+      remoteIndex: hs.remoteIndex,
+      isInitiator: false,
+      keys: hs.keys,
+      now,
+    });
+    this.#unmap(peer.sessions.installResponded(session));
+    this.#byIndex.set(index, peer);
+    this.#claim(peer);
+    peer.endpoint.set(from);
+    peer.hasEndpoint = true;
+    peer.lastHandshakeWallMs = Date.now();
+    await this.#rt.udp.sendOne(hs.message, hs.message.length, from);
+    if (debugEnabled) log.debug("handshake answered", { peer: peer.name, from: endpointToString(from) });
+  }
+
+  /** The peer a handshake under `keyId` gets, with its address; null when the subnet is full. */
+  #assign(keyId: bigint, requested: string | null): Peer | null {
+    const pinned = this.#pinnedByKey.get(keyId);
+    if (pinned) return pinned.peer;
+    let addr = -1;
+    const want = requested === null ? null : parseIp(requested);
+    if (want !== null && want.length === 4 && cidrContains(this.#network, want)) {
+      const n = ipv4ToNumber(want);
+      const holder = this.#byAddr4.get(n);
+      if (this.#usableHost(n) && (holder === undefined || !this.#ownKey.has(holder))) addr = n;
+    }
+    if (addr < 0) addr = this.#lowestFree();
+    if (addr < 0) return null;
+    // A client with the shared key asking for an address held by another shared-key client takes it
+    // over: it is that client restarted (or one with the same key, which is equally trusted).
+    const existing = this.#byAddr4.get(addr);
+    if (existing) return existing;
+    const peer = new Peer(formatIp(numberToIpv4(addr)));
+    peer.address4 = addr;
+    peer.address6 = this.#derivedAddress6(addr);
+    return peer;
+  }
+
+  /** Put a peer's addresses in the routing maps (idempotent). */
+  #claim(peer: Peer): void {
+    this.#byAddr4.set(peer.address4, peer);
+    if (peer.address6) this.#byAddr6.set(ipv6Low(peer.address6), peer);
+  }
+
+  #usableHost(n: number): boolean {
+    const net = ipv4ToNumber(this.#network.address);
+    const size = 2 ** (32 - this.#network.prefixLength);
+    return n > net && n < net + size - 1 && n !== this.#serverAddr4;
+  }
+
+  #lowestFree(): number {
+    const net = ipv4ToNumber(this.#network.address);
+    const size = Math.min(2 ** (32 - this.#network.prefixLength), 1 << 20);
+    for (let n = net + 1; n < net + size - 1; n++) {
+      if (n !== this.#serverAddr4 && !this.#byAddr4.has(n)) return n;
+    }
+    return -1;
+  }
+
+  /** With IPv6 inside the tunnel, a client's IPv6 address mirrors its IPv4 host part. */
+  #derivedAddress6(addr4: number): Uint8Array | null {
+    const a6 = this.#o.address6;
+    if (!a6) return null;
+    const host = addr4 - ipv4ToNumber(this.#network.address);
+    const out = new Uint8Array(networkOf(a6).address);
+    for (let i = 0; i < 4; i++) out[15 - i] |= (host >>> (8 * i)) & 0xff;
+    return out;
+  }
+
+  #unmap(retired: Session[]): void {
+    for (const s of retired) this.#byIndex.delete(s.localIndex);
+  }
+
+  // ---------------------------------------------------------------- timers and status
+
+  /** Once a second: expire sessions, announce peers that went down, send passive keepalives. */
+  tick(): void {
+    const now = performance.now();
+    for (const peer of new Set(this.#byAddr4.values())) {
+      this.#unmap(peer.sessions.expire(now));
+      const live = peer.sessions.current !== null || peer.sessions.next !== null;
+      if (peer.up && !live) {
+        peer.up = false;
+        log.info("peer down", { peer: peer.name, reason: "session expired" });
+      }
+      if (!live && !this.#configured.has(peer)) {
+        this.#byAddr4.delete(peer.address4);
+        if (peer.address6) this.#byAddr6.delete(ipv6Low(peer.address6));
+        continue;
+      }
+      if (
+        live && peer.lastReceivedAt > peer.lastSentAt && now - peer.lastReceivedAt >= PASSIVE_KEEPALIVE_MS
+      ) {
+        this.#rt.tunnel.sendKeepalive(peer).catch(() => {});
+      }
+    }
+  }
+
+  /** The snapshot `vpn status` shows. */
+  status(): StatusReport {
+    const peers: PeerStatus[] = [];
+    for (const p of new Set(this.#byAddr4.values())) {
+      peers.push({
+        name: p.name,
+        address: formatIp(numberToIpv4(p.address4)),
+        endpoint: p.hasEndpoint ? endpointToString(p.endpoint) : null,
+        last_handshake_s: p.lastHandshakeWallMs ? (Date.now() - p.lastHandshakeWallMs) / 1000 : null,
+        rx_bytes: p.rxBytes,
+        tx_bytes: p.txBytes,
+        rx_packets: p.rxPackets,
+        tx_packets: p.txPackets,
+        drops: { ...p.drops },
+      });
+    }
+    return this.#rt.report("server", formatCidr(this.#o.address), this.#rt.udp.localAddress, peers);
+  }
+}
+
+/** Run the server until SIGINT/SIGTERM; resolves to the exit code only on a failure to start. */
+export async function runServer(o: ServerOptions): Promise<number> {
+  const { key, created } = loadKey(o.key, true);
+  if (created && o.key.kind === "file") {
+    log.info("created a new key file", {
+      path: o.key.path,
+      next:
+        `copy it to each client and run: vpn client --peer THIS_HOST:${o.listen.port} --key-file ${o.key.path}`,
+    });
+  }
+  const shared = await deriveHandshakeKey(key);
+  const peerKeys = await Promise.all(o.peers.map((p) => p.key ? deriveHandshakeKey(p.key) : null));
+  let server: Server | null = null;
+  return await startRuntime({
+    role: "server",
+    tun: o.tun,
+    crypto: o.crypto,
+    udp: o.udp,
+    bind: o.listen,
+    mtu: o.mtu,
+    logLevel: o.logLevel,
+    configureTun: (rt) => rt.configureInterface(o.address, o.address6 ?? null, o.mtu),
+    hostChanges: async (rt) => {
+      if (o.forward) {
+        const old = setIpv4Forwarding(true);
+        rt.cleanup.add("restore IPv4 forwarding", () => void setIpv4Forwarding(old));
+      }
+      if (o.nat) {
+        const m = await addMasquerade(o.nat, formatCidr(networkOf(o.address)));
+        rt.cleanup.add(`remove ${m.rule}`, () => m.remove());
+        log.info("masquerading", { rule: m.rule, tool: m.tool });
+      }
+    },
+    host: (rt) => (server = new Server(o, rt, shared, peerKeys)),
+    tick: () => server?.tick(),
+    status: () => server!.status(),
+    started: (rt) =>
+      log.info("server started", {
+        listen: rt.udp.localAddress,
+        requested: formatHostPort(o.listen),
+        tun: rt.tunName,
+        address: formatCidr(o.address),
+        address6: o.address6 ? formatCidr(o.address6) : undefined,
+        mtu: o.mtu,
+        peers: o.peers.length,
+      }),
+  });
 }

@@ -47,3 +47,24 @@ export interface StatusReport {
 export function zeroDrops(): DropCounts {
   return { auth: 0, replay: 0, no_route: 0, oversize: 0, malformed: 0 };
 }
+
+/** The status counter a protocol drop reason is counted under. */
+export function dropCategory(reason: string): keyof DropCounts {
+  switch (reason) {
+    case "auth":
+    case "unknown-key":
+    case "unknown-index":
+    case "weak-key":
+      return "auth";
+    case "replay":
+    case "stale":
+    case "limit":
+    case "expired":
+    case "busy":
+      return "replay";
+    case "long":
+      return "oversize";
+    default:
+      return "malformed";
+  }
+}

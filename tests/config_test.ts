@@ -39,7 +39,7 @@ Deno.test("the example config.toml loads for server and client", () => {
   assertEquals(s.peers, []);
   const c = loadClientOptions({ config: "config.toml", peer: "192.0.2.1:51820" }, {});
   assertEquals(c.peer, { hostname: "192.0.2.1", port: 51820 });
-  assertEquals(c.keepalive, 25);
+  assertEquals(c.keepalive, undefined);
 });
 
 Deno.test("precedence: flag > VPN_KEY > config > default", () => {

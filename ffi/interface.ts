@@ -1,0 +1,257 @@
+/**
+ * Network interface setup through ioctls on an AF_INET / AF_INET6 datagram socket (what ifconfig and
+ * route(8) do), so the program needs no iproute2. Each call opens and closes its own socket: these run a
+ * few times at start-up, never per packet.
+ */
+import { errno, ErrnoError, libc } from "./libc.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  getSockaddrIn,
+  IFR_DATA,
+  ifreq,
+  in6Ifreq,
+  in6Rtmsg,
+  invalidInterfaceName,
+  putSockaddrIn,
+  rtentry,
+  view,
+} from "./ifreq.ts";
+import { checkPrefixLength, formatIpv4, parseCidr, parseIp, prefixMask } from "./inet_addr.ts";
+
+const SIOCADDRT = 0x890bn;
+const SIOCDELRT = 0x890cn;
+const SIOCGIFFLAGS = 0x8913n;
+const SIOCSIFFLAGS = 0x8914n;
+const SIOCGIFADDR = 0x8915n;
+const SIOCSIFADDR = 0x8916n;
+const SIOCGIFNETMASK = 0x891bn;
+const SIOCSIFNETMASK = 0x891cn;
+const SIOCGIFMTU = 0x8921n;
+const SIOCSIFMTU = 0x8922n;
+const SIOCGIFINDEX = 0x8933n;
+const IFF_UP = 0x1;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+const EADDRNOTAVAIL = 99;
+
+/** What the user can do about common errno values, by name. */
+const HINTS: Record<string, string> = {
+  EPERM: "run as root or with CAP_NET_ADMIN",
+  EACCES: "run as root or with CAP_NET_ADMIN",
+  ENODEV: "no such network interface",
+  ENXIO: "no such network interface",
+  EEXIST: "it already exists",
+  ESRCH: "no such route",
+  ENETDOWN: "the interface is down",
+  ENETUNREACH: "the gateway is not reachable through an interface that is up",
+  EINVAL: "the kernel rejected the value",
+};
+
+/** A failed interface or route operation: what was attempted, on which interface, and why. */
+export class InterfaceError extends Error {
+  /** errno name such as "EPERM", or "EINVAL" for a value refused before any syscall. */
+  readonly code: string;
+  constructor(action: string, code: string, detail: string, options?: ErrorOptions) {
+    super(`${action}: ${detail}`, options);
+    this.name = "InterfaceError";
+    this.code = code;
+  }
+}
+
+function fail(action: string, call: string): InterfaceError {
+  const err = new ErrnoError(call, errno());
+  const hint = HINTS[err.codeName];
+  return new InterfaceError(action, err.codeName, hint ? `${err.message}: ${hint}` : err.message, {
+    cause: err,
+  });
+}
+
+function checkName(action: string, ifname: string): void {
+  const why = invalidInterfaceName(ifname);
+  if (why !== null || ifname === "") {
+    throw new InterfaceError(action, "EINVAL", `interface name "${ifname}" ${why ?? "is empty"}`);
+  }
+}
+
+/** Run `body` with a fresh datagram socket of `family`, closing it afterwards. */
+function withSocket<T>(action: string, family: number, body: (fd: number) => T): T {
+  const fd = libc.socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw fail(action, family === AF_INET ? "socket(AF_INET)" : "socket(AF_INET6)");
+  try {
+    return body(fd);
+  } finally {
+    libc.close(fd);
+  }
+}
+
+function ioctlOrThrow(
+  fd: number,
+  request: bigint,
+  buf: Uint8Array<ArrayBuffer>,
+  action: string,
+  call: string,
+) {
+  if (libc.ioctl(fd, request, buf) < 0) throw fail(action, call);
+}
+
+/** Kernel index of an interface (throws `InterfaceError` ENODEV if it does not exist). */
+export function interfaceIndex(ifname: string): number {
+  const action = `look up interface "${ifname}"`;
+  checkName(action, ifname);
+  return withSocket(action, AF_INET, (fd) => {
+    const ifr = ifreq(ifname);
+    ioctlOrThrow(fd, SIOCGIFINDEX, ifr, action, "ioctl(SIOCGIFINDEX)");
+    return view(ifr).getInt32(IFR_DATA, true);
+  });
+}
+
+/**
+ * Give `ifname` an address: IPv4 sets address then netmask (SIOCSIFADDR + SIOCSIFNETMASK, replacing the
+ * interface's primary IPv4 address); IPv6 adds one more address (SIOCSIFADDR with in6_ifreq).
+ */
+export function setInterfaceAddress(ifname: string, address: string, prefixLength: number): void {
+  const action = `set address ${address}/${prefixLength} on "${ifname}"`;
+  checkName(action, ifname);
+  let parsed;
+  try {
+    parsed = parseIp(address);
+    checkPrefixLength(prefixLength, parsed.family);
+  } catch (e) {
+    throw new InterfaceError(action, "EINVAL", (e as Error).message, { cause: e });
+  }
+  if (parsed.family === 4) {
+    const bytes = parsed.bytes;
+    withSocket(action, AF_INET, (fd) => {
+      const ifr = ifreq(ifname);
+      putSockaddrIn(ifr, IFR_DATA, bytes);
+      ioctlOrThrow(fd, SIOCSIFADDR, ifr, action, "ioctl(SIOCSIFADDR)");
+      const mask = ifreq(ifname);
+      putSockaddrIn(mask, IFR_DATA, prefixMask(prefixLength, 4));
+      ioctlOrThrow(fd, SIOCSIFNETMASK, mask, action, "ioctl(SIOCSIFNETMASK)");
+    });
+  } else {
+    const index = interfaceIndex(ifname);
+    const bytes = parsed.bytes;
+    withSocket(action, AF_INET6, (fd) => {
+      ioctlOrThrow(fd, SIOCSIFADDR, in6Ifreq(bytes, prefixLength, index), action, "ioctl(SIOCSIFADDR)");
+    });
+  }
+}
+
+/** Set the interface MTU (SIOCSIFMTU). */
+export function setInterfaceMtu(ifname: string, mtu: number): void {
+  const action = `set MTU ${mtu} on "${ifname}"`;
+  checkName(action, ifname);
+  if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
+    throw new InterfaceError(action, "EINVAL", "MTU must be an integer from 68 to 65535");
+  }
+  withSocket(action, AF_INET, (fd) => {
+    const ifr = ifreq(ifname);
+    view(ifr).setInt32(IFR_DATA, mtu, true);
+    ioctlOrThrow(fd, SIOCSIFMTU, ifr, action, "ioctl(SIOCSIFMTU)");
+  });
+}
+
+/** Set IFF_UP on the interface, keeping its other flags. */
+export function setInterfaceUp(ifname: string): void {
+  const action = `bring "${ifname}" up`;
+  checkName(action, ifname);
+  withSocket(action, AF_INET, (fd) => {
+    const ifr = ifreq(ifname);
+    ioctlOrThrow(fd, SIOCGIFFLAGS, ifr, action, "ioctl(SIOCGIFFLAGS)");
+    const v = view(ifr);
+    v.setUint16(IFR_DATA, v.getUint16(IFR_DATA, true) | IFF_UP, true);
+    ioctlOrThrow(fd, SIOCSIFFLAGS, ifr, action, "ioctl(SIOCSIFFLAGS)");
+  });
+}
+
+/** What the kernel reports for an interface (IPv4 address only if it has one). */
+export interface InterfaceInfo {
+  index: number;
+  mtu: number;
+  up: boolean;
+  ipv4?: { address: string; netmask: string };
+}
+
+/** Read an interface's index, MTU, UP flag and primary IPv4 address/netmask back from the kernel. */
+export function getInterfaceInfo(ifname: string): InterfaceInfo {
+  const action = `read interface "${ifname}"`;
+  checkName(action, ifname);
+  return withSocket(action, AF_INET, (fd) => {
+    const get = (request: bigint, call: string) => {
+      const ifr = ifreq(ifname);
+      ioctlOrThrow(fd, request, ifr, action, call);
+      return ifr;
+    };
+    const index = view(get(SIOCGIFINDEX, "ioctl(SIOCGIFINDEX)")).getInt32(IFR_DATA, true);
+    const mtu = view(get(SIOCGIFMTU, "ioctl(SIOCGIFMTU)")).getInt32(IFR_DATA, true);
+    const flags = view(get(SIOCGIFFLAGS, "ioctl(SIOCGIFFLAGS)")).getUint16(IFR_DATA, true);
+    const info: InterfaceInfo = { index, mtu, up: (flags & IFF_UP) !== 0 };
+    const addr = ifreq(ifname);
+    if (libc.ioctl(fd, SIOCGIFADDR, addr) < 0) {
+      if (errno() !== EADDRNOTAVAIL) throw fail(action, "ioctl(SIOCGIFADDR)");
+      return info; // no IPv4 address yet
+    }
+    const mask = get(SIOCGIFNETMASK, "ioctl(SIOCGIFNETMASK)");
+    info.ipv4 = {
+      address: formatIpv4(getSockaddrIn(addr, IFR_DATA)),
+      netmask: formatIpv4(getSockaddrIn(mask, IFR_DATA)),
+    };
+    return info;
+  });
+}
+
+function route(op: "add" | "delete", cidr: string, ifname: string, gateway?: string): void {
+  const action = `${op} route ${cidr} dev ${ifname}${gateway ? ` via ${gateway}` : ""}`;
+  checkName(action, ifname);
+  let dst, gw;
+  try {
+    dst = parseCidr(cidr);
+    gw = gateway === undefined ? null : parseIp(gateway);
+  } catch (e) {
+    throw new InterfaceError(action, "EINVAL", (e as Error).message, { cause: e });
+  }
+  if (gw && gw.family !== dst.family) {
+    throw new InterfaceError(action, "EINVAL", "gateway and destination are of different IP versions");
+  }
+  const request = op === "add" ? SIOCADDRT : SIOCDELRT;
+  const call = op === "add" ? "ioctl(SIOCADDRT)" : "ioctl(SIOCDELRT)";
+  if (dst.family === 4) {
+    const { buf, devName } = rtentry(dst.bytes, prefixMask(dst.prefixLength, 4), gw?.bytes ?? null, ifname);
+    withSocket(action, AF_INET, (fd) => ioctlOrThrow(fd, request, buf, action, call));
+    devName.fill(0); // keeps the name buffer (pointed to by rt_dev) alive until after the ioctl
+  } else {
+    const msg = in6Rtmsg(dst.bytes, dst.prefixLength, gw?.bytes ?? null, interfaceIndex(ifname));
+    withSocket(action, AF_INET6, (fd) => ioctlOrThrow(fd, request, msg, action, call));
+  }
+}
+
+/** Add a route to `cidr` (IPv4 or IPv6) out of `ifname`, optionally via `gateway` (SIOCADDRT). */
+export function addRoute(cidr: string, ifname: string, gateway?: string): void {
+  route("add", cidr, ifname, gateway);
+}
+
+/** Delete a route added by `addRoute` with the same arguments (SIOCDELRT). */
+export function deleteRoute(cidr: string, ifname: string, gateway?: string): void {
+  route("delete", cidr, ifname, gateway);
+}
+
+/** The IPv4 default route of the main table with the lowest metric, from /proc/net/route, or null. */
+export function defaultRouteV4(): { gateway: string; ifname: string } | null {
+  const lines = Deno.readTextFileSync("/proc/net/route").trim().split("\n").slice(1);
+  let best: { gateway: string; ifname: string; metric: number } | null = null;
+  for (const line of lines) {
+    // Iface Destination Gateway Flags RefCnt Use Metric Mask MTU Window IRTT (hex, address in host order)
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8 || f[1] !== "00000000" || f[7] !== "00000000") continue;
+    const flags = parseInt(f[3], 16);
+    if (!(flags & 0x1) || !(flags & 0x2)) continue; // RTF_UP and RTF_GATEWAY
+    const metric = Number(f[6]);
+    if (best && best.metric <= metric) continue;
+    const n = parseInt(f[2], 16);
+    const gw = new Uint8Array([n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24]);
+    best = { gateway: formatIpv4(gw), ifname: f[0], metric };
+  }
+  return best && { gateway: best.gateway, ifname: best.ifname };
+}

@@ -1,0 +1,347 @@
+/**
+ * A UDP socket through libc: non-blocking fd, `poll` (async FFI) to wait, `recvmmsg`/`sendmmsg` (sync FFI)
+ * to move whole batches per system call. Holds the sockaddr/msghdr/iovec layouts (Linux, LP64).
+ * Endpoints cross this boundary as 18 bytes (16-byte IPv6 or v4-mapped address + big-endian port).
+ */
+import { EAGAIN, EINTR, errno, ErrnoError, lastError, libc } from "./libc.ts";
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
+const MSG_DONTWAIT = 0x40;
+const MSG_TRUNC = 0x20;
+const POLLIN = 1;
+const SHUT_RDWR = 2;
+const ENOBUFS = 105;
+/** The kernel handles at most UIO_MAXIOV messages per recvmmsg/sendmmsg. */
+const MAX_VLEN = 1024;
+
+// struct mmsghdr = struct msghdr (56 bytes) + unsigned msg_len, padded to 64.
+const MMSG_SIZE = 64;
+const MMSG_U32 = MMSG_SIZE / 4;
+const OFF_NAME = 0; // void *msg_name
+const OFF_NAMELEN_U32 = 2; // socklen_t msg_namelen (byte 8)
+const OFF_IOV = 16; // struct iovec *msg_iov
+const OFF_IOVLEN = 24; // size_t msg_iovlen
+const OFF_FLAGS_U32 = 12; // int msg_flags (byte 48)
+const OFF_LEN_U32 = 14; // unsigned msg_len (byte 56)
+// struct iovec { void *iov_base; size_t iov_len; } = 16 bytes.
+const IOV_U32 = 4;
+// One sockaddr_in6 (28 bytes) per slot, 32-byte stride; a sockaddr_in (16 bytes) fits the same slot.
+const NAME_STRIDE = 32;
+const SOCKADDR_IN6_LEN = 28;
+const SOCKADDR_IN_LEN = 16;
+const ENDPOINT_BYTES = 18;
+
+/** What the socket needs from a batch: contiguous slot data, lengths, and 18-byte endpoints per slot. */
+export interface BatchMemory {
+  readonly capacity: number;
+  readonly slotSize: number;
+  /** `capacity * slotSize` bytes; slot i starts at `i * slotSize`. */
+  readonly data: Uint8Array;
+  readonly lens: Int32Array;
+  /** `capacity * 18` bytes; slot i's endpoint starts at `i * 18`. */
+  readonly endpointData: Uint8Array;
+}
+
+/** Precomputed mmsghdr/iovec/sockaddr arrays for one batch; built once, reused by every call. */
+interface MsgVec {
+  hdr: Uint8Array;
+  hdr32: Uint32Array;
+  iov32: Uint32Array;
+  names: Uint8Array;
+  keep: BigUint64Array;
+}
+
+const msgVecs = new WeakMap<BatchMemory, MsgVec>();
+
+function address(buf: ArrayBufferView): bigint {
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf as Uint8Array<ArrayBuffer>)));
+}
+
+function msgVecFor(b: BatchMemory): MsgVec {
+  let v = msgVecs.get(b);
+  if (v) return v;
+  const n = b.capacity;
+  const hdr = new Uint8Array(n * MMSG_SIZE);
+  const iov = new BigUint64Array(n * 2);
+  const names = new Uint8Array(n * NAME_STRIDE);
+  const hdr64 = new BigUint64Array(hdr.buffer);
+  const dataAt = address(b.data), iovAt = address(iov), namesAt = address(names);
+  for (let i = 0; i < n; i++) {
+    iov[i * 2] = dataAt + BigInt(i * b.slotSize);
+    iov[i * 2 + 1] = BigInt(b.slotSize);
+    hdr64[(i * MMSG_SIZE + OFF_NAME) / 8] = namesAt + BigInt(i * NAME_STRIDE);
+    hdr64[(i * MMSG_SIZE + OFF_IOV) / 8] = iovAt + BigInt(i * 16);
+    hdr64[(i * MMSG_SIZE + OFF_IOVLEN) / 8] = 1n;
+  }
+  v = { hdr, hdr32: new Uint32Array(hdr.buffer), iov32: new Uint32Array(iov.buffer), names, keep: iov };
+  msgVecs.set(b, v);
+  return v;
+}
+
+/** Writes endpoint `ep[at..at+18)` as a sockaddr for a socket of `family` into `names[o..)`; returns its length. */
+function writeSockaddr(family: 4 | 6, ep: Uint8Array, at: number, names: Uint8Array, o: number): number {
+  let mapped = true;
+  for (let k = 0; k < 10; k++) if (ep[at + k] !== 0) mapped = false;
+  if (ep[at + 10] !== 0xff || ep[at + 11] !== 0xff) mapped = false;
+  names[o + 2] = ep[at + 16];
+  names[o + 3] = ep[at + 17];
+  if (family === 4 && mapped) {
+    names[o] = AF_INET;
+    names[o + 1] = 0;
+    for (let k = 0; k < 4; k++) names[o + 4 + k] = ep[at + 12 + k];
+    for (let k = 8; k < 16; k++) names[o + k] = 0;
+    return SOCKADDR_IN_LEN;
+  }
+  // IPv6 sockets take v4-mapped destinations as they are (dual-stack). On an IPv4 socket an IPv6
+  // destination stays AF_INET6 and the kernel refuses that one message (EAFNOSUPPORT).
+  names[o] = AF_INET6;
+  names[o + 1] = 0;
+  for (let k = 4; k < 8; k++) names[o + k] = 0;
+  for (let k = 0; k < 16; k++) names[o + 8 + k] = ep[at + k];
+  for (let k = 24; k < 28; k++) names[o + k] = 0;
+  return SOCKADDR_IN6_LEN;
+}
+
+/** Reads a sockaddr from `names[o..)` into endpoint `ep[at..at+18)`; false for an unknown family. */
+function readSockaddr(names: Uint8Array, o: number, ep: Uint8Array, at: number): boolean {
+  const fam = names[o] | (names[o + 1] << 8);
+  if (fam === AF_INET6) {
+    for (let k = 0; k < 16; k++) ep[at + k] = names[o + 8 + k];
+  } else if (fam === AF_INET) {
+    for (let k = 0; k < 10; k++) ep[at + k] = 0;
+    ep[at + 10] = 0xff;
+    ep[at + 11] = 0xff;
+    for (let k = 0; k < 4; k++) ep[at + 12 + k] = names[o + 4 + k];
+  } else {
+    return false;
+  }
+  ep[at + 16] = names[o + 2];
+  ep[at + 17] = names[o + 3];
+  return true;
+}
+
+function setIntOpt(fd: number, level: number, name: number, value: number): boolean {
+  return libc.setsockopt(fd, level, name, new Uint8Array(new Int32Array([value]).buffer), 4) === 0;
+}
+
+function getIntOpt(fd: number, level: number, name: number): number {
+  const v = new Int32Array(1), len = new Uint32Array([4]);
+  return libc.getsockopt(fd, level, name, new Uint8Array(v.buffer), new Uint8Array(len.buffer)) === 0
+    ? v[0]
+    : -1;
+}
+
+/** Options for `UdpSocket.open`. */
+export interface UdpOpenOptions {
+  /** Requested SO_RCVBUF/SO_SNDBUF in bytes (forced past rmem_max/wmem_max when running as root). */
+  bufferBytes?: number;
+}
+
+/** A non-blocking libc UDP socket. Not safe for two concurrent `waitReadable` calls. */
+export class UdpSocket {
+  /** 4 for AF_INET, 6 for AF_INET6 (dual-stack). */
+  readonly family: 4 | 6;
+  /** Datagrams dropped on receive because they did not fit a slot. */
+  truncated = 0;
+  /** Datagrams the kernel refused on send (unreachable, wrong family...), the last errno in `lastSendErrno`. */
+  sendErrors = 0;
+  /** errno of the most recent refused send, 0 if none. */
+  lastSendErrno = 0;
+  #fd: number;
+  #polling = false;
+  #closed = false;
+  readonly #pfd = new Uint8Array(8);
+  readonly #name = new Uint8Array(NAME_STRIDE);
+
+  private constructor(fd: number, family: 4 | 6) {
+    this.#fd = fd;
+    this.family = family;
+    new DataView(this.#pfd.buffer).setInt32(0, fd, true);
+    this.#pfd[4] = POLLIN;
+  }
+
+  /**
+   * Creates a socket of `family` and binds it to `bindEndpoint` (18 bytes; IPv4 as v4-mapped).
+   * IPv6 sockets are dual-stack (IPV6_V6ONLY=0). Throws `ErrnoError` from `socket` or `bind`.
+   */
+  static open(family: 4 | 6, bindEndpoint: Uint8Array, opts: UdpOpenOptions = {}): UdpSocket {
+    const fd = libc.socket(family === 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw lastError("socket");
+    if (family === 6) setIntOpt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
+    const want = opts.bufferBytes ?? 4 << 20;
+    // FORCE variants pass the sysctl caps when we have CAP_NET_ADMIN; otherwise take what the cap allows.
+    if (!setIntOpt(fd, SOL_SOCKET, SO_RCVBUFFORCE, want)) setIntOpt(fd, SOL_SOCKET, SO_RCVBUF, want);
+    if (!setIntOpt(fd, SOL_SOCKET, SO_SNDBUFFORCE, want)) setIntOpt(fd, SOL_SOCKET, SO_SNDBUF, want);
+    const sa = new Uint8Array(NAME_STRIDE);
+    const len = writeSockaddr(family, bindEndpoint, 0, sa, 0);
+    if (libc.bind(fd, sa, len) !== 0) {
+      const err = lastError("bind");
+      libc.close(fd);
+      throw err;
+    }
+    return new UdpSocket(fd, family);
+  }
+
+  /** The bound address as an 18-byte endpoint (getsockname). */
+  localEndpoint(): Uint8Array {
+    const sa = new Uint8Array(NAME_STRIDE), len = new Uint32Array([NAME_STRIDE]);
+    if (libc.getsockname(this.#fd, sa, new Uint8Array(len.buffer)) !== 0) throw lastError("getsockname");
+    const ep = new Uint8Array(ENDPOINT_BYTES);
+    readSockaddr(sa, 0, ep, 0);
+    return ep;
+  }
+
+  /** Effective kernel buffer sizes in bytes (the kernel reports twice the requested value). */
+  bufferSizes(): { receive: number; send: number } {
+    return {
+      receive: getIntOpt(this.#fd, SOL_SOCKET, SO_RCVBUF),
+      send: getIntOpt(this.#fd, SOL_SOCKET, SO_SNDBUF),
+    };
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Waits (on a worker thread) until the socket is readable or `timeoutMs` passes. Returns true when
+   * readable; false on timeout or once closed. `close()` wakes a pending wait at once.
+   */
+  async waitReadable(timeoutMs: number): Promise<boolean> {
+    if (this.#closed) return false;
+    this.#polling = true;
+    let r: number;
+    try {
+      r = await libc.poll_async(this.#pfd, 1n, timeoutMs);
+    } finally {
+      this.#polling = false;
+    }
+    if (this.#closed) {
+      // close() only shut the socket down while the poll held the fd; release the fd now.
+      this.#release();
+      return false;
+    }
+    return r > 0;
+  }
+
+  /**
+   * Receives up to `b.capacity` datagrams without blocking into slots [0, n) and returns n (0 if none
+   * waiting). Datagrams larger than a slot are dropped and counted in `truncated`.
+   */
+  receiveBatch(b: BatchMemory): number {
+    if (this.#closed) return 0;
+    const v = msgVecFor(b);
+    const max = Math.min(b.capacity, MAX_VLEN);
+    const hdr32 = v.hdr32, iov32 = v.iov32, names = v.names, eps = b.endpointData, lens = b.lens;
+    for (let i = 0; i < max; i++) {
+      hdr32[i * MMSG_U32 + OFF_NAMELEN_U32] = SOCKADDR_IN6_LEN;
+      iov32[i * IOV_U32 + 2] = b.slotSize;
+    }
+    let k: number;
+    do {
+      k = libc.recvmmsg(this.#fd, v.hdr, max, MSG_DONTWAIT, null);
+    } while (k < 0 && errno() === EINTR);
+    if (k <= 0) return 0;
+    let w = 0;
+    for (let i = 0; i < k; i++) {
+      const h = i * MMSG_U32;
+      if ((hdr32[h + OFF_FLAGS_U32] & MSG_TRUNC) !== 0) {
+        this.truncated++;
+        continue;
+      }
+      const len = hdr32[h + OFF_LEN_U32];
+      if (!readSockaddr(names, i * NAME_STRIDE, eps, w * ENDPOINT_BYTES)) continue;
+      if (w !== i) b.data.copyWithin(w * b.slotSize, i * b.slotSize, i * b.slotSize + len);
+      lens[w++] = len;
+    }
+    return w;
+  }
+
+  /**
+   * Sends slots [0, count) each to its endpoint with as few `sendmmsg` calls as possible. Stops at a full
+   * socket buffer (EAGAIN/ENOBUFS) and skips datagrams the kernel refuses. Returns how many were sent.
+   */
+  sendBatch(b: BatchMemory, count: number): number {
+    if (this.#closed || count <= 0) return 0;
+    const v = msgVecFor(b);
+    if (count > b.capacity) count = b.capacity;
+    const hdr32 = v.hdr32, iov32 = v.iov32, names = v.names, eps = b.endpointData, lens = b.lens;
+    for (let i = 0; i < count; i++) {
+      iov32[i * IOV_U32 + 2] = lens[i];
+      hdr32[i * MMSG_U32 + OFF_NAMELEN_U32] = writeSockaddr(
+        this.family,
+        eps,
+        i * ENDPOINT_BYTES,
+        names,
+        i * NAME_STRIDE,
+      );
+    }
+    let done = 0, sent = 0;
+    while (done < count) {
+      const chunk = Math.min(count - done, MAX_VLEN);
+      // A view past the first header only after a partial send (rare), so no allocation normally.
+      const from = done === 0 ? v.hdr : v.hdr.subarray(done * MMSG_SIZE);
+      const r = libc.sendmmsg(this.#fd, from, chunk, 0);
+      if (r > 0) {
+        done += r;
+        sent += r;
+        continue;
+      }
+      const e = errno();
+      if (e === EINTR) continue;
+      if (e === EAGAIN || e === ENOBUFS) break;
+      // The message at `done` was refused (e.g. EAFNOSUPPORT, ENETUNREACH): drop it, send the rest.
+      this.sendErrors++;
+      this.lastSendErrno = e;
+      done++;
+    }
+    return sent;
+  }
+
+  /** Sends one datagram `buf[0, len)` to `endpoint` (one sendto, no copy). Returns 1 if sent, else 0. */
+  sendOne(buf: Uint8Array, len: number, endpoint: Uint8Array): number {
+    if (this.#closed) return 0;
+    const n = writeSockaddr(this.family, endpoint, 0, this.#name, 0);
+    const r = Number(libc.sendto(this.#fd, buf, BigInt(len), 0, this.#name, n));
+    if (r >= 0) return 1;
+    const e = errno();
+    if (e !== EAGAIN && e !== ENOBUFS) {
+      this.sendErrors++;
+      this.lastSendErrno = e;
+    }
+    return 0;
+  }
+
+  /**
+   * Closes the socket. A pending `waitReadable` is woken at once (shutdown) and the fd is released when
+   * it returns, so the fd number cannot be reused under a poll still running on a worker thread.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#polling) libc.shutdown(this.#fd, SHUT_RDWR);
+    else this.#release();
+  }
+
+  #release(): void {
+    if (this.#fd >= 0) libc.close(this.#fd);
+    this.#fd = -1;
+  }
+}
+
+/** The errno name of a failed socket call, e.g. "EADDRINUSE", or null when `e` is no such error. */
+export function socketErrorCode(e: unknown): { call: string; code: number; name: string } | null {
+  return e instanceof ErrnoError ? { call: e.call, code: e.code, name: e.codeName } : null;
+}

@@ -1,0 +1,96 @@
+/**
+ * The reference `PacketAead`: AES-256-GCM through WebCrypto (`crypto.subtle`). Always available, but
+ * every packet is an async op (~10–15 µs) that allocates its result, so it serves as fallback and as
+ * the cross-check of the OpenSSL backend. Batches are issued together and awaited with one Promise.all.
+ */
+import type { AeadBackend, PacketAead } from "./aead.ts";
+
+const HEADER = 13;
+const TAG = 16;
+const OVERHEAD = HEADER + TAG;
+
+/** WebCrypto does not permit using a key after `dispose()`; this says so. */
+export class WebCryptoAeadDisposedError extends Error {
+  constructor() {
+    super("AES-GCM key used after dispose()");
+    this.name = "WebCryptoAeadDisposedError";
+  }
+}
+
+function nonceOf(buf: Uint8Array): Uint8Array<ArrayBuffer> {
+  const iv = new Uint8Array(12);
+  for (let i = 0; i < 8; i++) iv[4 + i] = buf[5 + i];
+  return iv;
+}
+
+class WebCryptoPacketAead implements PacketAead {
+  readonly kind = "webcrypto" as const;
+  constructor(private key: CryptoKey | null) {}
+
+  private live(): CryptoKey {
+    if (this.key === null) throw new WebCryptoAeadDisposedError();
+    return this.key;
+  }
+
+  async sealOne(buf: Uint8Array, len: number): Promise<void> {
+    const key = this.live();
+    if (!(len >= 0 && OVERHEAD + len <= buf.length)) {
+      throw new RangeError(
+        `seal: ${len}-byte plaintext needs a ${OVERHEAD + len}-byte buffer, got ${buf.length}`,
+      );
+    }
+    // WebCrypto copies its inputs when called, so the in-place write below cannot race the read.
+    const out = await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv: nonceOf(buf), additionalData: buf.slice(0, HEADER), tagLength: 128 },
+      key,
+      buf.slice(HEADER, HEADER + len),
+    );
+    buf.set(new Uint8Array(out), HEADER);
+  }
+
+  async openOne(buf: Uint8Array, len: number): Promise<number> {
+    const key = this.live();
+    if (!(len >= OVERHEAD && len <= buf.length)) return -1;
+    let out: ArrayBuffer;
+    try {
+      out = await crypto.subtle.decrypt(
+        { name: "AES-GCM", iv: nonceOf(buf), additionalData: buf.slice(0, HEADER), tagLength: 128 },
+        key,
+        buf.slice(HEADER, len),
+      );
+    } catch {
+      return -1; // OperationError: tag mismatch
+    }
+    buf.set(new Uint8Array(out), HEADER);
+    return out.byteLength;
+  }
+
+  async seal(bufs: readonly Uint8Array[], lens: Int32Array, count: number): Promise<void> {
+    const ops: Promise<void>[] = new Array(count);
+    for (let i = 0; i < count; i++) ops[i] = this.sealOne(bufs[i], lens[i]);
+    await Promise.all(ops);
+  }
+
+  async open(bufs: readonly Uint8Array[], lens: Int32Array, count: number): Promise<void> {
+    const ops: Promise<number>[] = new Array(count);
+    for (let i = 0; i < count; i++) ops[i] = this.openOne(bufs[i], lens[i]);
+    const results = await Promise.all(ops);
+    for (let i = 0; i < count; i++) lens[i] = results[i];
+  }
+
+  dispose(): void {
+    this.key = null;
+  }
+}
+
+/** The WebCrypto `AeadBackend`. */
+export function createWebCryptoBackend(): AeadBackend {
+  return {
+    kind: "webcrypto",
+    createKey: async (raw: Uint8Array): Promise<PacketAead> => {
+      if (raw.length !== 32) throw new RangeError(`AES-256-GCM key must be 32 bytes, got ${raw.length}`);
+      const key = await crypto.subtle.importKey("raw", raw.slice(), "AES-GCM", false, ["encrypt", "decrypt"]);
+      return new WebCryptoPacketAead(key);
+    },
+  };
+}

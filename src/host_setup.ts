@@ -1,0 +1,54 @@
+/** Bringing the TUN device up with its addresses, and the routes a client adds; each step registers its undo. */
+import {
+  addRoute,
+  defaultRouteV4,
+  deleteRoute,
+  setInterfaceAddress,
+  setInterfaceMtu,
+  setInterfaceUp,
+} from "../ffi/interface.ts";
+import { type Cidr, formatCidr } from "./cidr.ts";
+import type { Cleanup } from "./cleanup.ts";
+import { formatIp } from "./ip_address.ts";
+import { log } from "./log.ts";
+
+/** Address, MTU and up: what every TUN device needs before it carries packets. */
+export function configureInterface(
+  ifname: string,
+  address: Cidr | null,
+  address6: Cidr | null,
+  mtu: number,
+): void {
+  setInterfaceMtu(ifname, mtu);
+  if (address) setInterfaceAddress(ifname, formatIp(address.address), address.prefixLength);
+  setInterfaceUp(ifname);
+  // IPv6 addresses can only be added once the device is up (the kernel has no IPv6 state before).
+  if (address6) setInterfaceAddress(ifname, formatIp(address6.address), address6.prefixLength);
+}
+
+/** Route `net` through `ifname`, undone by `cleanup`. */
+export function addTunnelRoute(cleanup: Cleanup, net: Cidr, ifname: string, gateway?: string): void {
+  const text = formatCidr(net);
+  addRoute(text, ifname, gateway);
+  cleanup.add(`delete route ${text} dev ${ifname}`, () => deleteRoute(text, ifname, gateway));
+  log.info("route added", { route: text, dev: ifname, via: gateway });
+}
+
+/**
+ * Send all IPv4 traffic through the tunnel without touching the existing default route: two /1 routes
+ * are more specific than 0.0.0.0/0, and a host route keeps the server reachable through the old gateway.
+ */
+export function addDefaultRoute(cleanup: Cleanup, ifname: string, server: Uint8Array | null): void {
+  if (server) {
+    const old = defaultRouteV4();
+    if (old) {
+      addTunnelRoute(cleanup, { family: 4, address: server, prefixLength: 32 }, old.ifname, old.gateway);
+    } else {
+      log.warn("no IPv4 default route found; the server must be reachable without one", {});
+    }
+  }
+  for (const half of ["0.0.0.0", "128.0.0.0"]) {
+    const address = new Uint8Array(half.split(".").map(Number));
+    addTunnelRoute(cleanup, { family: 4, address, prefixLength: 1 }, ifname);
+  }
+}

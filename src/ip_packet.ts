@@ -1,0 +1,59 @@
+/**
+ * The few fields of an inner IP packet the tunnel reads: version, source and destination.
+ * Addresses come back as numbers (IPv4, or the low 32 bits of IPv6) so lookups allocate nothing.
+ */
+
+/** IP version of the packet at `buf[off..off+len)`: 4, 6, or 0 when it is too short or neither. */
+export function ipVersion(buf: Uint8Array, off: number, len: number): 0 | 4 | 6 {
+  if (len < 20) return 0;
+  const v = buf[off] >> 4;
+  if (v === 4) return 4;
+  if (v === 6 && len >= 40) return 6;
+  return 0;
+}
+
+/** IPv4 destination as an unsigned 32-bit number. */
+export function ipv4Destination(buf: Uint8Array, off: number): number {
+  return ((buf[off + 16] << 24) | (buf[off + 17] << 16) | (buf[off + 18] << 8) | buf[off + 19]) >>> 0;
+}
+
+/** IPv4 source as an unsigned 32-bit number. */
+export function ipv4Source(buf: Uint8Array, off: number): number {
+  return ((buf[off + 12] << 24) | (buf[off + 13] << 16) | (buf[off + 14] << 8) | buf[off + 15]) >>> 0;
+}
+
+/** Low 32 bits of the IPv6 destination (the full address is checked by the caller). */
+export function ipv6DestinationLow(buf: Uint8Array, off: number): number {
+  return ((buf[off + 36] << 24) | (buf[off + 37] << 16) | (buf[off + 38] << 8) | buf[off + 39]) >>> 0;
+}
+
+/** Low 32 bits of the IPv6 source. */
+export function ipv6SourceLow(buf: Uint8Array, off: number): number {
+  return ((buf[off + 20] << 24) | (buf[off + 21] << 16) | (buf[off + 22] << 8) | buf[off + 23]) >>> 0;
+}
+
+/** True when the 16 bytes at `buf[off + at]` equal `addr`. */
+export function ipv6Equals(buf: Uint8Array, at: number, addr: Uint8Array): boolean {
+  for (let i = 0; i < 16; i++) if (buf[at + i] !== addr[i]) return false;
+  return true;
+}
+
+/** Offset of the IPv6 source address in the header. */
+export const IPV6_SOURCE = 8;
+/** Offset of the IPv6 destination address in the header. */
+export const IPV6_DESTINATION = 24;
+
+/** An IPv4 address (4 bytes) as an unsigned 32-bit number. */
+export function ipv4ToNumber(a: Uint8Array): number {
+  return ((a[0] << 24) | (a[1] << 16) | (a[2] << 8) | a[3]) >>> 0;
+}
+
+/** An unsigned 32-bit number as IPv4 bytes. */
+export function numberToIpv4(n: number): Uint8Array {
+  return new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+}
+
+/** Low 32 bits of an IPv6 address (16 bytes) as a number. */
+export function ipv6Low(a: Uint8Array): number {
+  return ((a[12] << 24) | (a[13] << 16) | (a[14] << 8) | a[15]) >>> 0;
+}

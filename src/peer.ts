@@ -1,0 +1,40 @@
+/** One remote end of the tunnel: who it is, where it is, its sessions and its counters. */
+import { ENDPOINT_BYTES } from "./endpoint.ts";
+import { PeerSessions } from "./session.ts";
+import { type DropCounts, zeroDrops } from "./status_report.ts";
+
+/** A peer as the packet loops see it. Fields are plain numbers so the hot path allocates nothing. */
+export class Peer {
+  /** Name for logs and status: the configured name, or the overlay address of a dynamic client. */
+  name: string;
+  /** Overlay IPv4 address as an unsigned 32-bit number (0 = none yet). */
+  address4 = 0;
+  /** Overlay IPv6 address (null = none). */
+  address6: Uint8Array | null = null;
+  /** Where its datagrams come from and ours go (18-byte endpoint). */
+  readonly endpoint = new Uint8Array(ENDPOINT_BYTES);
+  /** False until the first authenticated datagram or a configured endpoint. */
+  hasEndpoint = false;
+  /** Current, previous (grace) and unconfirmed next sessions. */
+  readonly sessions = new PeerSessions();
+  /** Wall-clock ms of the last completed handshake (0 = never). */
+  lastHandshakeWallMs = 0;
+  /** Monotonic ms of the last authenticated datagram. */
+  lastReceivedAt = -Infinity;
+  /** Monotonic ms of the last datagram sent to it. */
+  lastSentAt = -Infinity;
+  /** Monotonic ms of the first data packet sent since the peer was last heard from (-1 = none). */
+  unansweredSince = -1;
+  /** True while it has a usable session (between "peer up" and "peer down"). */
+  up = false;
+  rxBytes = 0;
+  txBytes = 0;
+  rxPackets = 0;
+  txPackets = 0;
+  /** Drops charged to this peer. */
+  readonly drops: DropCounts = zeroDrops();
+
+  constructor(name: string) {
+    this.name = name;
+  }
+}

@@ -1,0 +1,304 @@
+import { deepEqual as assertDeepEquals, equal as assertEquals, ok as assert } from "node:assert/strict";
+import { type AeadBackend, selectAeadBackend } from "../src/aead.ts";
+import { INITIATION_LENGTH, REKEY_GRACE_MS } from "../src/constants.ts";
+import {
+  type ClientHandshake,
+  createInitiation,
+  InitiationClock,
+  type PendingInitiation,
+  randomIndex,
+  Responder,
+  type ServerHandshake,
+} from "../src/handshake.ts";
+import { generateKey } from "../src/key_file.ts";
+import { deriveHandshakeKey, type HandshakeKey } from "../src/keys.ts";
+import { PeerSessions, Session } from "../src/session.ts";
+import type { AssignedParams } from "../src/wire.ts";
+
+const backends: AeadBackend[] = [
+  (await selectAeadBackend("openssl")).backend,
+  (await selectAeadBackend("webcrypto")).backend,
+];
+const PARAMS: AssignedParams = {
+  ipv4: { address: "10.0.0.2", prefix: 24 },
+  ipv6: { address: "fd00::2", prefix: 64 },
+  mtu: 1420,
+  keepaliveSeconds: 25,
+};
+const clock = new InitiationClock();
+
+function server(...keys: HandshakeKey[]): Responder {
+  const map = new Map(keys.map((k) => [k.keyIdValue, k]));
+  return new Responder((id) => map.get(id));
+}
+
+async function initiate(key: HandshakeKey, requested: string | null = null, timestamp = clock.next()) {
+  return await createInitiation(key, { senderIndex: randomIndex(), requestedAddress: requested, timestamp });
+}
+
+/** Runs a whole handshake; fails the test on any refusal. */
+async function handshake(
+  key: HandshakeKey,
+  responder: Responder,
+): Promise<{ client: ClientHandshake; server: ServerHandshake; pending: PendingInitiation }> {
+  const pending = await initiate(key, "10.0.0.2");
+  const opened = await responder.openInitiation(pending.message);
+  assert(opened.ok, `initiation refused: ${!opened.ok && opened.reason}`);
+  assertEquals(opened.value.requestedAddress, "10.0.0.2");
+  const answered = await responder.respond(opened.value, { senderIndex: randomIndex(), params: PARAMS });
+  assert(answered.ok);
+  const done = await pending.consumeResponse(answered.value.message);
+  assert(done.ok, `response refused: ${!done.ok && done.reason}`);
+  return { client: done.value, server: answered.value, pending };
+}
+
+async function roundTrip(from: Session, to: Session, text: string): Promise<void> {
+  const pt = new TextEncoder().encode(text);
+  const buf = new Uint8Array(13 + pt.length + 16);
+  buf.set(pt, 13);
+  let n = from.seal(buf, pt.length, 1);
+  if (n instanceof Promise) n = await n;
+  assertEquals(n, pt.length + 29);
+  let m = to.open(buf, n, 1);
+  if (m instanceof Promise) m = await m;
+  assertEquals(m, pt.length);
+  assertEquals(new TextDecoder().decode(buf.subarray(13, 13 + m)), text);
+}
+
+for (const backend of backends) {
+  Deno.test(`two peers complete the handshake and exchange data both ways (${backend.kind})`, async () => {
+    const key = await deriveHandshakeKey(generateKey());
+    const { client, server: srv } = await handshake(key, server(key));
+    assertDeepEquals(client.params, PARAMS);
+    assertEquals(client.localIndex, srv.remoteIndex);
+    assertEquals(client.remoteIndex, srv.localIndex);
+    assertDeepEquals(client.keys, srv.keys);
+    const c = await Session.create(backend, { ...client, isInitiator: true, now: 0 });
+    const s = await Session.create(backend, { ...srv, isInitiator: false, now: 0 });
+    assert(client.keys.initiatorToResponder.every((b) => b === 0), "raw keys wiped after keying");
+    for (let i = 0; i < 5; i++) {
+      await roundTrip(c, s, `hello server ${i}`);
+      await roundTrip(s, c, `hello client ${i}`);
+    }
+    await roundTrip(c, s, ""); // keepalive
+    c.dispose();
+    s.dispose();
+  });
+}
+
+Deno.test("each handshake yields fresh session keys (ephemeral on both sides)", async () => {
+  const key = await deriveHandshakeKey(generateKey());
+  const r = server(key);
+  const a = await handshake(key, r), b = await handshake(key, r);
+  assert(a.client.keys.initiatorToResponder.some((x, i) => x !== b.client.keys.initiatorToResponder[i]));
+});
+
+Deno.test("replayed initiation is refused; stale timestamps refused, newer ones accepted", async () => {
+  const key = await deriveHandshakeKey(generateKey());
+  const map = new Map([[key.keyIdValue, key]]);
+  const r = new Responder((id) => map.get(id), { freshnessMs: 1000 });
+  const now = 1_800_000_000_000;
+  const p = await initiate(key, null, now * 1000);
+  assert((await r.openInitiation(p.message, now)).ok);
+  const again = await r.openInitiation(p.message, now);
+  assert(!again.ok && again.reason === "replay");
+  // Much later, after the cache forgot it: the old timestamp is neither newer nor fresh.
+  (r as unknown as { insertsSincePrune: number }).insertsSincePrune = 2000; // make the next insert prune
+  const q = await initiate(key, null, (now + 5000) * 1000);
+  assert((await r.openInitiation(q.message, now + 5000)).ok, "newer timestamp accepted (and prunes)");
+  const late = await r.openInitiation(p.message, now + 5000);
+  assert(!late.ok && late.reason === "stale", `got ${!late.ok && late.reason}`);
+  // A timestamp older than the last but fresh (another client sharing the key, clock 0.5 s behind): accepted once.
+  const shared = await initiate(key, null, (now + 4500) * 1000);
+  assert((await r.openInitiation(shared.message, now + 5000)).ok);
+  const dup = await r.openInitiation(shared.message, now + 5000);
+  assert(!dup.ok && dup.reason === "replay");
+  // Older than the last and outside the freshness window: refused.
+  const old = await initiate(key, null, (now + 3000) * 1000);
+  const o = await r.openInitiation(old.message, now + 5000);
+  assert(!o.ok && o.reason === "stale");
+  // Far-future clock is newer than last: accepted.
+  const fut = await initiate(key, null, (now + 86_400_000) * 1000);
+  assert((await r.openInitiation(fut.message, now + 5000)).ok);
+  // A wall clock stepping back does not revive anything.
+  const back = await r.openInitiation(shared.message, now - 10_000);
+  assert(!back.ok);
+});
+
+Deno.test("replay cache bound: full of fresh entries -> busy", async () => {
+  const key = await deriveHandshakeKey(generateKey());
+  const r = new Responder((id) => (id === key.keyIdValue ? key : undefined), { maxRecent: 2 });
+  const now = Date.now();
+  assert((await r.openInitiation((await initiate(key, null, now * 1000)).message, now)).ok);
+  assert((await r.openInitiation((await initiate(key, null, now * 1000 + 1)).message, now)).ok);
+  const third = await r.openInitiation((await initiate(key, null, now * 1000 + 2)).message, now);
+  assert(!third.ok && third.reason === "busy");
+});
+
+Deno.test("wrong key gets no response: unknown key id, and a key id claimed with another key", async () => {
+  const key = await deriveHandshakeKey(generateKey());
+  const stranger = await deriveHandshakeKey(generateKey());
+  const r = server(key);
+  const a = await r.openInitiation((await initiate(stranger)).message);
+  assert(!a.ok && a.reason === "unknown-key");
+  // Forge: stranger's key but the server's key id in the header.
+  const forged = await createInitiation({ ...stranger, keyId: key.keyId, keyIdValue: key.keyIdValue }, {
+    senderIndex: 1,
+    requestedAddress: null,
+    timestamp: clock.next(),
+  });
+  const b = await r.openInitiation(forged.message);
+  assert(!b.ok && b.reason === "auth");
+});
+
+Deno.test("every bit flip, truncation and extension of an initiation is refused", async () => {
+  const key = await deriveHandshakeKey(generateKey());
+  const r = server(key);
+  const p = await initiate(key, "fd00::5");
+  const m = p.message;
+  assertEquals(m.length, INITIATION_LENGTH);
+  for (let bit = 0; bit < m.length * 8; bit++) {
+    const d = m.slice();
+    d[bit >> 3] ^= 1 << (bit & 7);
+    assert(!(await r.openInitiation(d)).ok, `bit ${bit} accepted`);
+  }
+  for (const n of [0, 1, 50, m.length - 1]) assert(!(await r.openInitiation(m.subarray(0, n))).ok);
+  const longer = new Uint8Array(m.length + 1);
+  longer.set(m);
+  assert(!(await r.openInitiation(longer)).ok);
+  assert((await r.openInitiation(m)).ok, "the original still passes");
+});
+
+Deno.test("every bit flip of a response is refused; the pending initiation survives forgeries", async () => {
+  const key = await deriveHandshakeKey(generateKey());
+  const r = server(key);
+  const p = await initiate(key);
+  const opened = await r.openInitiation(p.message);
+  assert(opened.ok);
+  const ans = await r.respond(opened.value, { senderIndex: 77, params: PARAMS });
+  assert(ans.ok);
+  const m = ans.value.message;
+  for (let bit = 0; bit < m.length * 8; bit++) {
+    const d = m.slice();
+    d[bit >> 3] ^= 1 << (bit & 7);
+    assert(!(await p.consumeResponse(d)).ok, `bit ${bit} accepted`);
+  }
+  assert(!(await p.consumeResponse(m.subarray(0, m.length - 1))).ok);
+  const done = await p.consumeResponse(m);
+  assert(done.ok);
+  assertEquals(done.value.remoteIndex, 77);
+});
+
+Deno.test("the caller may reuse its receive buffer while a handshake step is pending", async () => {
+  const key = await deriveHandshakeKey(generateKey());
+  const r = server(key);
+  const p = await initiate(key);
+  const rx = new Uint8Array(1500);
+  rx.set(p.message);
+  const pendingOpen = r.openInitiation(rx.subarray(0, p.message.length));
+  crypto.getRandomValues(rx); // next datagram lands in the same slot
+  const opened = await pendingOpen;
+  assert(opened.ok);
+  const ans = await r.respond(opened.value, { senderIndex: 5, params: PARAMS });
+  assert(ans.ok);
+  rx.set(ans.value.message);
+  const pendingDone = p.consumeResponse(rx.subarray(0, ans.value.message.length));
+  crypto.getRandomValues(rx);
+  const done = await pendingDone;
+  assert(done.ok);
+  assertDeepEquals(done.value.keys, ans.value.keys);
+});
+
+Deno.test("a response is bound to its initiation", async () => {
+  const key = await deriveHandshakeKey(generateKey());
+  const r = server(key);
+  const a = await createInitiation(key, { senderIndex: 9, requestedAddress: null, timestamp: clock.next() });
+  const b = await createInitiation(key, { senderIndex: 9, requestedAddress: null, timestamp: clock.next() });
+  const opened = await r.openInitiation(a.message);
+  assert(opened.ok);
+  const ans = await r.respond(opened.value, { senderIndex: 1, params: PARAMS });
+  assert(ans.ok);
+  const wrong = await b.consumeResponse(ans.value.message);
+  assert(!wrong.ok && wrong.reason === "auth");
+  assert((await a.consumeResponse(ans.value.message)).ok);
+});
+
+Deno.test("fuzz: responder and initiator never throw on random or mutated datagrams", async () => {
+  const key = await deriveHandshakeKey(generateKey());
+  const r = server(key);
+  const p = await initiate(key);
+  const opened = await r.openInitiation(p.message);
+  assert(opened.ok);
+  const ans = await r.respond(opened.value, { senderIndex: 3, params: PARAMS });
+  assert(ans.ok);
+  const seeds = [p.message, ans.value.message];
+  for (let i = 0; i < 3000; i++) {
+    let d: Uint8Array;
+    if (i % 3 === 0) d = crypto.getRandomValues(new Uint8Array(Math.floor(Math.random() * 120)));
+    else {
+      d = seeds[i % 2].slice(0, Math.random() < 0.2 ? Math.floor(Math.random() * 100) : undefined);
+      for (let k = 0; k < 1 + (i % 3); k++) {
+        if (d.length) d[Math.floor(Math.random() * d.length)] ^= 1 + (i % 255);
+      }
+    }
+    const a = await r.openInitiation(d);
+    const b = await p.consumeResponse(d);
+    const unchanged = seeds.some((s) => s.length === d.length && s.every((x, j) => x === d[j]));
+    if (!unchanged) assert(!a.ok && !b.ok, "a mutated message must not authenticate");
+  }
+});
+
+Deno.test("rekey: the old session keeps decrypting during the grace period", async () => {
+  const backend = backends[0];
+  const key = await deriveHandshakeKey(generateKey());
+  const r = server(key);
+  const clientSide = new PeerSessions(), serverSide = new PeerSessions();
+  let t = 1000;
+  // First handshake.
+  const h1 = await handshake(key, r);
+  const c1 = await Session.create(backend, { ...h1.client, isInitiator: true, now: t });
+  const s1 = await Session.create(backend, { ...h1.server, isInitiator: false, now: t });
+  clientSide.installInitiated(c1, t);
+  serverSide.installResponded(s1);
+  assertEquals(serverSide.sendSession(t), null, "responder may not send before confirmation");
+  const send = async (from: PeerSessions, to: PeerSessions, now: number): Promise<number> => {
+    const s = from.sendSession(now)!;
+    const buf = new Uint8Array(64);
+    const n = await s.seal(buf, 10, now);
+    const dst = to.find(new DataView(buf.buffer).getUint32(1), now);
+    if (dst === null) return -100;
+    const m = await dst.open(buf, n, now);
+    if (m >= 0) to.confirm(dst, now);
+    return m;
+  };
+  assertEquals(await send(clientSide, serverSide, t), 10);
+  assertEquals(serverSide.current, s1, "first packet confirms the responder's session");
+  assertEquals(await send(serverSide, clientSide, t), 10);
+  // Rekey after 120 s.
+  t += 120_000;
+  assert(c1.needsRekey(t) && !s1.needsRekey(t));
+  const inFlight = new Uint8Array(64);
+  const n = await c1.seal(inFlight, 10, t); // sealed on the old session, still in flight
+  const h2 = await handshake(key, r);
+  const c2 = await Session.create(backend, { ...h2.client, isInitiator: true, now: t });
+  const s2 = await Session.create(backend, { ...h2.server, isInitiator: false, now: t });
+  clientSide.installInitiated(c2, t);
+  serverSide.installResponded(s2);
+  assertEquals(serverSide.sendSession(t), s1, "server keeps sending on the old session until confirmed");
+  assertEquals(await send(clientSide, serverSide, t), 10);
+  assertEquals(serverSide.current, s2);
+  assertEquals(serverSide.previous, s1);
+  // The in-flight packet arrives late but within the grace period.
+  t += REKEY_GRACE_MS - 1;
+  const old = serverSide.find(c1.remoteIndex, t);
+  assertEquals(old, s1);
+  assertEquals(await old!.open(inFlight, n, t), 10);
+  // After the grace period the old session is gone.
+  t += 2;
+  assertEquals(serverSide.find(c1.remoteIndex, t), null);
+  const retired = serverSide.expire(t);
+  assertDeepEquals(retired, [s1]);
+  assertEquals(await send(serverSide, clientSide, t), 10, "new session works both ways");
+  clientSide.clear();
+  serverSide.clear();
+});

@@ -1,0 +1,271 @@
+// ffi/interface.ts against the real kernel, each case in a child `deno run` of this file under
+// `ip netns exec` in a namespace the test creates and always deletes. Results are read back from
+// /proc/net/* and /sys (and iproute2's JSON output for inspection only).
+import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
+import { TunDevice } from "../ffi/tun_device.ts";
+import {
+  addRoute,
+  defaultRouteV4,
+  deleteRoute,
+  getInterfaceInfo,
+  InterfaceError,
+  interfaceIndex,
+  setInterfaceAddress,
+  setInterfaceMtu,
+  setInterfaceUp,
+} from "../ffi/interface.ts";
+import { AddressError, formatIpv4, parseCidr, parseIpv4, parseIpv6 } from "../ffi/inet_addr.ts";
+
+const CASE_ENV = "VPN_FFI_TEST_CASE";
+const decoder = new TextDecoder();
+let nsCounter = 0;
+
+async function sh(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${decoder.decode(out.stderr)}`);
+  return decoder.decode(out.stdout);
+}
+
+/** Run case `name` of this file in a fresh namespace (deleted afterwards); throws with its stderr on failure. */
+async function inNetns(name: string): Promise<void> {
+  const ns = `vpni${Deno.pid}_${nsCounter++}`;
+  await sh("ip", ["netns", "add", ns]);
+  try {
+    const out = await new Deno.Command("ip", {
+      args: ["netns", "exec", ns, Deno.execPath(), "run", "-A", import.meta.filename!],
+      env: { [CASE_ENV]: name },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) throw new Error(`case ${name} exited ${out.code}:\n${decoder.decode(out.stderr)}`);
+  } finally {
+    await sh("ip", ["netns", "del", ns]);
+  }
+}
+
+/** The error `fn` throws; fails the test if it returns normally. */
+function thrown(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    ok(e instanceof Error);
+    return e;
+  }
+  throw new Error("expected an error, but the call succeeded");
+}
+
+/** IPv4 routes as "dst/len dev [via gw]" from /proc/net/route (addresses are little-endian hex there). */
+function routesV4(): string[] {
+  const hex = (h: string) => {
+    const n = parseInt(h, 16);
+    return formatIpv4(new Uint8Array([n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24]));
+  };
+  return Deno.readTextFileSync("/proc/net/route").trim().split("\n").slice(1).map((line) => {
+    const f = line.trim().split(/\s+/);
+    const len = parseInt(f[7], 16).toString(2).replaceAll("0", "").length;
+    const gw = f[2] === "00000000" ? "" : ` via ${hex(f[2])}`;
+    return `${hex(f[1])}/${len} ${f[0]}${gw}`;
+  });
+}
+
+/** IPv6 routes as "hex32/len dev" from /proc/net/ipv6_route. */
+function routesV6(): string[] {
+  return Deno.readTextFileSync("/proc/net/ipv6_route").trim().split("\n").map((line) => {
+    const f = line.trim().split(/\s+/);
+    return `${f[0]}/${parseInt(f[1], 16)} ${f[9]}`;
+  });
+}
+
+/** A TUN "vt0" with 10.201.0.1/24, up. */
+function tunUp(): TunDevice {
+  const tun = TunDevice.open("vt0");
+  setInterfaceAddress("vt0", "10.201.0.1", 24);
+  setInterfaceUp("vt0");
+  return tun;
+}
+
+const CASES: Record<string, () => Promise<void> | void> = {
+  ipv4Readback() {
+    const tun = TunDevice.open("vt0");
+    const before = getInterfaceInfo("vt0");
+    strictEqual(before.up, false);
+    strictEqual(before.ipv4, undefined, "no IPv4 address yet");
+    strictEqual(before.mtu, 1500, "TUN default MTU");
+    strictEqual(interfaceIndex("vt0"), before.index);
+    setInterfaceAddress("vt0", "10.201.0.77", 20);
+    setInterfaceMtu("vt0", 1420);
+    setInterfaceUp("vt0");
+    deepStrictEqual(getInterfaceInfo("vt0"), {
+      index: before.index,
+      mtu: 1420,
+      up: true,
+      ipv4: { address: "10.201.0.77", netmask: "255.255.240.0" },
+    });
+    ok(routesV4().includes("10.201.0.0/20 vt0"), "kernel added the connected route for the new prefix");
+    // Changing the address replaces the primary one.
+    setInterfaceAddress("vt0", "10.201.0.1", 24);
+    deepStrictEqual(getInterfaceInfo("vt0").ipv4, { address: "10.201.0.1", netmask: "255.255.255.0" });
+    tun.close();
+  },
+
+  async ipv6Address() {
+    const tun = tunUp();
+    setInterfaceAddress("vt0", "fd00:201::1", 64);
+    const line = Deno.readTextFileSync("/proc/net/if_inet6").split("\n").find((l) =>
+      l.startsWith("fd000201000000000000000000000001")
+    );
+    ok(line, "fd00:201::1 listed in /proc/net/if_inet6");
+    const f = line.trim().split(/\s+/);
+    strictEqual(parseInt(f[1], 16), getInterfaceInfo("vt0").index, "on vt0's index");
+    strictEqual(parseInt(f[2], 16), 64, "prefix length 64");
+    strictEqual(f[5], "vt0");
+    // iproute2 (inspection only) sees it too.
+    const out = new Deno.Command("ip", { args: ["-j", "-6", "addr", "show", "dev", "vt0"] }).outputSync();
+    const addrs = JSON.parse(decoder.decode(out.stdout))[0].addr_info as {
+      local: string;
+      prefixlen: number;
+    }[];
+    ok(addrs.some((a) => a.local === "fd00:201::1" && a.prefixlen === 64), JSON.stringify(addrs));
+    const dup = thrown(() => setInterfaceAddress("vt0", "fd00:201::1", 64));
+    ok(dup instanceof InterfaceError);
+    strictEqual(dup.code, "EEXIST");
+    await Promise.resolve();
+    tun.close();
+  },
+
+  routesV4() {
+    const tun = tunUp();
+    setInterfaceUp("lo");
+    addRoute("10.202.0.0/16", "vt0");
+    addRoute("10.203.0.5/16", "vt0", "10.201.0.9"); // host bits are cleared: 10.203.0.0/16
+    addRoute("10.204.1.2/32", "vt0");
+    addRoute("10.209.0.0/24", "lo");
+    let routes = routesV4();
+    for (
+      const r of [
+        "10.202.0.0/16 vt0",
+        "10.203.0.0/16 vt0 via 10.201.0.9",
+        "10.204.1.2/32 vt0",
+        "10.209.0.0/24 lo",
+      ]
+    ) ok(routes.includes(r), `${r} in ${JSON.stringify(routes)}`);
+    const dup = thrown(() => addRoute("10.202.0.0/16", "vt0"));
+    ok(dup instanceof InterfaceError);
+    strictEqual(dup.code, "EEXIST");
+    deleteRoute("10.202.0.0/16", "vt0");
+    deleteRoute("10.203.0.0/16", "vt0", "10.201.0.9");
+    deleteRoute("10.204.1.2/32", "vt0");
+    deleteRoute("10.209.0.0/24", "lo");
+    routes = routesV4();
+    deepStrictEqual(routes, ["10.201.0.0/24 vt0"], "only the connected route is left");
+    const gone = thrown(() => deleteRoute("10.202.0.0/16", "vt0"));
+    strictEqual(
+      gone.message,
+      "delete route 10.202.0.0/16 dev vt0: ioctl(SIOCDELRT) failed: ESRCH (No such process): no such route",
+    );
+    tun.close();
+  },
+
+  routesV6() {
+    const tun = tunUp();
+    setInterfaceAddress("vt0", "fd00:201::1", 64);
+    addRoute("fd00:202::/48", "vt0");
+    addRoute("fd00:203::/64", "vt0", "fd00:201::9");
+    addRoute("fd00:204::7", "vt0"); // bare address = /128
+    const want = [
+      "fd000202000000000000000000000000/48 vt0",
+      "fd000203000000000000000000000000/64 vt0",
+      "fd000204000000000000000000000007/128 vt0",
+    ];
+    for (const r of want) ok(routesV6().includes(r), `${r} in ${JSON.stringify(routesV6())}`);
+    const via = new Deno.Command("ip", { args: ["-j", "-6", "route", "show", "fd00:203::/64"] }).outputSync();
+    strictEqual(JSON.parse(decoder.decode(via.stdout))[0].gateway, "fd00:201::9");
+    deleteRoute("fd00:202::/48", "vt0");
+    deleteRoute("fd00:203::/64", "vt0", "fd00:201::9");
+    deleteRoute("fd00:204::7/128", "vt0");
+    for (const r of want) ok(!routesV6().includes(r), `${r} removed`);
+    tun.close();
+  },
+
+  defaultRoute() {
+    strictEqual(defaultRouteV4(), null, "a fresh namespace has no default route");
+    const tun = tunUp();
+    addRoute("0.0.0.0/0", "vt0", "10.201.0.254");
+    deepStrictEqual(defaultRouteV4(), { gateway: "10.201.0.254", ifname: "vt0" });
+    deleteRoute("0.0.0.0/0", "vt0", "10.201.0.254");
+    strictEqual(defaultRouteV4(), null);
+    tun.close();
+  },
+
+  errors() {
+    const nodev = thrown(() => getInterfaceInfo("nope0"));
+    ok(nodev instanceof InterfaceError);
+    strictEqual(nodev.code, "ENODEV");
+    strictEqual(
+      nodev.message,
+      'read interface "nope0": ioctl(SIOCGIFINDEX) failed: ENODEV (No such device): no such network interface',
+    );
+    const tun = TunDevice.open("vt0");
+    const mtu = thrown(() => setInterfaceMtu("vt0", 20));
+    strictEqual(mtu.message, 'set MTU 20 on "vt0": MTU must be an integer from 68 to 65535');
+    const addr = thrown(() => setInterfaceAddress("vt0", "10.0.0.300", 24));
+    strictEqual(addr.message, 'set address 10.0.0.300/24 on "vt0": not an IPv4 address: "10.0.0.300"');
+    const len = thrown(() => setInterfaceAddress("vt0", "10.0.0.1", 33));
+    strictEqual(
+      len.message,
+      'set address 10.0.0.1/33 on "vt0": prefix length 33 is out of range for IPv4 (0..32)',
+    );
+    const mixed = thrown(() => addRoute("fd00::/8", "vt0", "10.0.0.1"));
+    strictEqual(
+      mixed.message,
+      "add route fd00::/8 dev vt0 via 10.0.0.1: gateway and destination are of different IP versions",
+    );
+    const down = thrown(() => addRoute("10.9.0.0/16", "vt0"));
+    strictEqual(
+      down.message,
+      "add route 10.9.0.0/16 dev vt0: ioctl(SIOCADDRT) failed: ENETDOWN (Network is down): the interface is down",
+    );
+    const long = thrown(() => setInterfaceUp("a-name-too-long-x"));
+    strictEqual(
+      long.message,
+      'bring "a-name-too-long-x" up: interface name "a-name-too-long-x" is 17 bytes long; Linux allows at most 15',
+    );
+    tun.close();
+  },
+};
+
+Deno.test("interface: IPv4 address, netmask, MTU and UP read back from the kernel", () =>
+  inNetns("ipv4Readback"));
+Deno.test("interface: IPv6 address set on a TUN is visible", () => inNetns("ipv6Address"));
+Deno.test("interface: IPv4 routes (on-link, via gateway, host) appear and disappear", () =>
+  inNetns("routesV4"));
+Deno.test("interface: IPv6 routes appear and disappear", () => inNetns("routesV6"));
+Deno.test("interface: defaultRouteV4 reads the default route from /proc/net/route", () =>
+  inNetns("defaultRoute"));
+Deno.test("interface: errors name the action, errno and a hint", () => inNetns("errors"));
+
+Deno.test("inet_addr: parses and refuses addresses and prefixes", () => {
+  deepStrictEqual([...parseIpv4("10.0.0.1")], [10, 0, 0, 1]);
+  deepStrictEqual([...parseIpv6("fd00::1")], [0xfd, 0, ...new Array(13).fill(0), 1]);
+  deepStrictEqual([...parseIpv6("::ffff:1.2.3.4")].slice(10), [0xff, 0xff, 1, 2, 3, 4]);
+  deepStrictEqual([...parseIpv6("1:2:3:4:5:6:7:8")].filter((_, i) => i % 2), [1, 2, 3, 4, 5, 6, 7, 8]);
+  const c = parseCidr("10.1.2.3/12");
+  deepStrictEqual([c.family, [...c.bytes], c.prefixLength], [4, [10, 0, 0, 0], 12]);
+  strictEqual(parseCidr("fd00::1").prefixLength, 128);
+  for (const bad of ["10.0.0", "10.0.0.01", "1.2.3.256", "a.b.c.d", ""]) {
+    throws(() => parseIpv4(bad), AddressError);
+  }
+  for (const bad of ["1::2::3", "fe80::1%eth0", "12345::", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7"]) {
+    throws(() => parseIpv6(bad), AddressError);
+  }
+  throws(() => parseCidr("10.0.0.0/33"), /out of range/);
+  throws(() => parseCidr("10.0.0.0/x"), /bad prefix length/);
+});
+
+const childCase = Deno.env.get(CASE_ENV);
+if (childCase !== undefined) {
+  const body = CASES[childCase];
+  if (!body) throw new Error(`unknown case ${childCase}`);
+  await body();
+  Deno.exit(0);
+}
