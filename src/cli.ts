@@ -183,7 +183,7 @@ export async function main(
         return 0;
       }
       case "server":
-        return await runServer(loadServerOptions(flags, env));
+        return await runServer(loadServerOptions(flags, env), () => loadServerOptions(flags, env));
       case "client":
         return await runClient(loadClientOptions(flags, env));
       case "status":

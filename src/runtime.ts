@@ -37,6 +37,8 @@ export interface RuntimeOptions {
   status(): StatusReport;
   /** Log the start line. */
   started(rt: Runtime): void;
+  /** On SIGHUP: re-read the config (a failure is logged and changes nothing). */
+  reload?(): Promise<void>;
 }
 
 /** The running pieces, for the server and client. */
@@ -122,6 +124,15 @@ export async function startRuntime(o: RuntimeOptions): Promise<number> {
     cleanup.add(`remove ${control.path}`, () => control.close());
     const timer = setInterval(() => o.tick(), TICK_MS);
     cleanup.add("stop timer", () => clearInterval(timer));
+    if (o.reload) {
+      const reload = o.reload;
+      const onHup = () =>
+        reload().catch((e) =>
+          log.error("reload failed; keeping the running config", { error: (e as Error).message })
+        );
+      Deno.addSignalListener("SIGHUP", onHup);
+      cleanup.add("stop SIGHUP handler", () => Deno.removeSignalListener("SIGHUP", onHup));
+    }
     o.started(rt);
     log.info("data path", { crypto: chosen.backend.kind, udp: udp.kind });
     await tunnel.run();

@@ -3,7 +3,7 @@
  * the session that holds their destination. The packet loops live in tunnel.ts; this file is the control side.
  */
 import { type Cidr, cidrContains, formatCidr, networkOf } from "./cidr.ts";
-import type { ServerOptions } from "./config.ts";
+import type { PeerOptions, ServerOptions } from "./config.ts";
 import { MSG_INITIATION, PASSIVE_KEEPALIVE_MS } from "./constants.ts";
 import { endpointToString } from "./endpoint.ts";
 import { formatHostPort } from "./host_port.ts";
@@ -39,6 +39,19 @@ interface PinnedKey {
   readonly peer: Peer;
 }
 
+interface ConfiguredPeer {
+  readonly peer: Peer;
+  readonly options: PeerOptions;
+  readonly keyId: bigint | null;
+}
+
+function samePeer(c: ConfiguredPeer, p: PeerOptions, key: HandshakeKey | null): boolean {
+  const a6 = (x?: Cidr) => (x ? formatCidr(x) : "");
+  return formatCidr(c.options.address) === formatCidr(p.address) &&
+    a6(c.options.address6) === a6(p.address6) &&
+    c.keyId === (key?.keyIdValue ?? null);
+}
+
 /** The server's control side: peers, addresses, handshakes. */
 export class Server implements TunnelHost {
   readonly #o: ServerOptions;
@@ -49,8 +62,9 @@ export class Server implements TunnelHost {
   readonly #byAddr4 = new Map<number, Peer>();
   readonly #byAddr6 = new Map<number, Peer>();
   readonly #byIndex = new Map<number, Peer>();
-  /** Peers from the config (pinned); never removed when idle. */
-  readonly #configured = new Set<Peer>();
+  /** Peers from the config (pinned) by name; never removed when idle. */
+  readonly #configured = new Map<string, ConfiguredPeer>();
+  readonly #sharedKey: HandshakeKey;
   /** Peers that own their address through their own key; nobody else may take it. */
   readonly #ownKey = new Set<Peer>();
   readonly #network: Cidr;
@@ -62,22 +76,66 @@ export class Server implements TunnelHost {
     this.#rt = rt;
     this.#network = networkOf(o.address);
     this.#serverAddr4 = ipv4ToNumber(o.address.address);
-    this.#keys.set(sharedKey.keyIdValue, sharedKey);
-    o.peers.forEach((p, i) => {
+    this.#sharedKey = sharedKey;
+    this.#responder = new Responder((id) => this.#keys.get(id));
+    this.setPeers(o.peers, peerKeys);
+  }
+
+  /**
+   * Install the `[[server.peers]]` list (at start and on SIGHUP). Peers that stay the same keep their
+   * sessions; removed or changed ones are disconnected; a dynamic client holding a newly pinned address
+   * is disconnected too.
+   */
+  setPeers(peers: readonly PeerOptions[], peerKeys: (HandshakeKey | null)[]): void {
+    const wanted = new Map<string, { p: PeerOptions; key: HandshakeKey | null }>();
+    peers.forEach((p, i) => wanted.set(p.name, { p, key: peerKeys[i] }));
+    for (const [name, entry] of this.#configured) {
+      const w = wanted.get(name);
+      if (w && samePeer(entry, w.p, w.key)) {
+        wanted.delete(name);
+        continue;
+      }
+      this.#configured.delete(name);
+      this.#disconnect(entry.peer, "removed from the config");
+    }
+    for (const { p, key } of wanted.values()) {
+      const address4 = ipv4ToNumber(p.address.address);
+      const holder = this.#byAddr4.get(address4);
+      if (holder) {
+        this.#disconnect(holder, `address ${formatIp(p.address.address)} is now pinned to ${p.name}`);
+      }
       const peer = new Peer(p.name);
-      peer.address4 = ipv4ToNumber(p.address.address);
-      peer.address6 = p.address6?.address ?? this.#derivedAddress6(peer.address4);
-      this.#configured.add(peer);
-      this.#byAddr4.set(peer.address4, peer);
-      if (peer.address6) this.#byAddr6.set(ipv6Low(peer.address6), peer);
+      peer.address4 = address4;
+      peer.address6 = p.address6?.address ?? this.#derivedAddress6(address4);
+      this.#configured.set(p.name, { peer, options: p, keyId: key?.keyIdValue ?? null });
+      this.#claim(peer);
+    }
+    this.#keys.clear();
+    this.#pinnedByKey.clear();
+    this.#ownKey.clear();
+    this.#keys.set(this.#sharedKey.keyIdValue, this.#sharedKey);
+    peers.forEach((p, i) => {
       const key = peerKeys[i];
+      const peer = this.#configured.get(p.name)!.peer;
       if (key) {
         this.#keys.set(key.keyIdValue, key);
         this.#pinnedByKey.set(key.keyIdValue, { peer });
         this.#ownKey.add(peer);
       }
     });
-    this.#responder = new Responder((id) => this.#keys.get(id));
+  }
+
+  /** Drop every session of `peer` and forget its addresses. */
+  #disconnect(peer: Peer, reason: string): void {
+    this.#unmap(peer.sessions.clear());
+    if (this.#byAddr4.get(peer.address4) === peer) this.#byAddr4.delete(peer.address4);
+    if (peer.address6 && this.#byAddr6.get(ipv6Low(peer.address6)) === peer) {
+      this.#byAddr6.delete(ipv6Low(peer.address6));
+    }
+    if (peer.up) {
+      peer.up = false;
+      log.info("peer down", { peer: peer.name, reason });
+    }
   }
 
   // ---------------------------------------------------------------- TunnelHost (hot path)
@@ -272,7 +330,7 @@ export class Server implements TunnelHost {
         peer.up = false;
         log.info("peer down", { peer: peer.name, reason: "session expired" });
       }
-      if (!live && !this.#configured.has(peer)) {
+      if (!live && this.#configured.get(peer.name)?.peer !== peer) {
         this.#byAddr4.delete(peer.address4);
         if (peer.address6) this.#byAddr6.delete(ipv6Low(peer.address6));
         continue;
@@ -306,7 +364,7 @@ export class Server implements TunnelHost {
 }
 
 /** Run the server until SIGINT/SIGTERM; resolves to the exit code only on a failure to start. */
-export async function runServer(o: ServerOptions): Promise<number> {
+export async function runServer(o: ServerOptions, reload?: () => ServerOptions): Promise<number> {
   const { key, created } = loadKey(o.key, true);
   if (created && o.key.kind === "file") {
     log.info("created a new key file", {
@@ -341,6 +399,12 @@ export async function runServer(o: ServerOptions): Promise<number> {
     host: (rt) => (server = new Server(o, rt, shared, peerKeys)),
     tick: () => server?.tick(),
     status: () => server!.status(),
+    reload: reload && (async () => {
+      const next = reload();
+      const keys = await Promise.all(next.peers.map((p) => p.key ? deriveHandshakeKey(p.key) : null));
+      server!.setPeers(next.peers, keys);
+      log.info("reloaded peers", { config: next.configFile, peers: next.peers.length });
+    }),
     started: (rt) =>
       log.info("server started", {
         listen: rt.udp.localAddress,
