@@ -14,7 +14,7 @@ import { formatIp } from "./ip_address.ts";
 import { loadKey } from "./key_file.ts";
 import { deriveHandshakeKey, type HandshakeKey } from "./keys.ts";
 import { debugEnabled, log } from "./log.ts";
-import { Peer } from "./peer.ts";
+import { Peer, peerStatus } from "./peer.ts";
 import type { Runtime } from "./runtime.ts";
 import { startRuntime } from "./runtime.ts";
 import { Session } from "./session.ts";
@@ -231,17 +231,9 @@ export class Client implements TunnelHost {
   status(): StatusReport {
     const p = this.#server;
     const a = this.#assigned?.ipv4;
-    return this.#rt.report("client", a ? `${a.address}/${a.prefix}` : "(none yet)", null, [{
-      name: "server",
-      address: null,
-      endpoint: endpointToString(p.endpoint),
-      last_handshake_s: p.lastHandshakeWallMs ? (Date.now() - p.lastHandshakeWallMs) / 1000 : null,
-      rx_bytes: p.rxBytes,
-      tx_bytes: p.txBytes,
-      rx_packets: p.rxPackets,
-      tx_packets: p.txPackets,
-      drops: { ...p.drops },
-    }]);
+    return this.#rt.report("client", a ? `${a.address}/${a.prefix}` : "(none yet)", null, [
+      peerStatus(p, null),
+    ]);
   }
 }
 

@@ -1,7 +1,7 @@
 /** One remote end of the tunnel: who it is, where it is, its sessions and its counters. */
-import { ENDPOINT_BYTES } from "./endpoint.ts";
 import { PeerSessions } from "./session.ts";
-import { type DropCounts, zeroDrops } from "./status_report.ts";
+import { ENDPOINT_BYTES, endpointToString } from "./endpoint.ts";
+import { type DropCounts, type PeerStatus, zeroDrops } from "./status_report.ts";
 
 /** A peer as the packet loops see it. Fields are plain numbers so the hot path allocates nothing. */
 export class Peer {
@@ -37,4 +37,19 @@ export class Peer {
   constructor(name: string) {
     this.name = name;
   }
+}
+
+/** A peer's line in `vpn status`. */
+export function peerStatus(p: Peer, address: string | null): PeerStatus {
+  return {
+    name: p.name,
+    address,
+    endpoint: p.hasEndpoint ? endpointToString(p.endpoint) : null,
+    last_handshake_s: p.lastHandshakeWallMs ? (Date.now() - p.lastHandshakeWallMs) / 1000 : null,
+    rx_bytes: p.rxBytes,
+    tx_bytes: p.txBytes,
+    rx_packets: p.rxPackets,
+    tx_packets: p.txPackets,
+    drops: { ...p.drops },
+  };
 }

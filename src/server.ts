@@ -25,7 +25,7 @@ import {
 } from "./ip_packet.ts";
 import { loadKey } from "./key_file.ts";
 import { debugEnabled, log } from "./log.ts";
-import { Peer } from "./peer.ts";
+import { Peer, peerStatus } from "./peer.ts";
 import { type Session, Session as SessionClass } from "./session.ts";
 import { dropCategory, type PeerStatus, type StatusReport } from "./status_report.ts";
 import { type Runtime, startRuntime } from "./runtime.ts";
@@ -347,17 +347,7 @@ export class Server implements TunnelHost {
   status(): StatusReport {
     const peers: PeerStatus[] = [];
     for (const p of new Set(this.#byAddr4.values())) {
-      peers.push({
-        name: p.name,
-        address: formatIp(numberToIpv4(p.address4)),
-        endpoint: p.hasEndpoint ? endpointToString(p.endpoint) : null,
-        last_handshake_s: p.lastHandshakeWallMs ? (Date.now() - p.lastHandshakeWallMs) / 1000 : null,
-        rx_bytes: p.rxBytes,
-        tx_bytes: p.txBytes,
-        rx_packets: p.rxPackets,
-        tx_packets: p.txPackets,
-        drops: { ...p.drops },
-      });
+      peers.push(peerStatus(p, formatIp(numberToIpv4(p.address4))));
     }
     return this.#rt.report("server", formatCidr(this.#o.address), this.#rt.udp.localAddress, peers);
   }
