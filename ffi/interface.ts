@@ -17,7 +17,8 @@ import {
   rtentry,
   view,
 } from "./ifreq.ts";
-import { checkPrefixLength, formatIpv4, parseCidr, parseIp, prefixMask } from "./inet_addr.ts";
+import { checkPrefixLength, networkOf, prefixMask, requireCidr } from "../src/cidr.ts";
+import { formatIp, requireIp } from "../src/ip_address.ts";
 
 const SIOCADDRT = 0x890bn;
 const SIOCDELRT = 0x890cn;
@@ -113,15 +114,14 @@ export function interfaceIndex(ifname: string): number {
 export function setInterfaceAddress(ifname: string, address: string, prefixLength: number): void {
   const action = `set address ${address}/${prefixLength} on "${ifname}"`;
   checkName(action, ifname);
-  let parsed;
+  let bytes;
   try {
-    parsed = parseIp(address);
-    checkPrefixLength(prefixLength, parsed.family);
+    bytes = requireIp(address);
+    checkPrefixLength(prefixLength, bytes.length === 4 ? 4 : 6);
   } catch (e) {
     throw new InterfaceError(action, "EINVAL", (e as Error).message, { cause: e });
   }
-  if (parsed.family === 4) {
-    const bytes = parsed.bytes;
+  if (bytes.length === 4) {
     withSocket(action, AF_INET, (fd) => {
       const ifr = ifreq(ifname);
       putSockaddrIn(ifr, IFR_DATA, bytes);
@@ -132,7 +132,6 @@ export function setInterfaceAddress(ifname: string, address: string, prefixLengt
     });
   } else {
     const index = interfaceIndex(ifname);
-    const bytes = parsed.bytes;
     withSocket(action, AF_INET6, (fd) => {
       ioctlOrThrow(fd, SIOCSIFADDR, in6Ifreq(bytes, prefixLength, index), action, "ioctl(SIOCSIFADDR)");
     });
@@ -195,8 +194,8 @@ export function getInterfaceInfo(ifname: string): InterfaceInfo {
     }
     const mask = get(SIOCGIFNETMASK, "ioctl(SIOCGIFNETMASK)");
     info.ipv4 = {
-      address: formatIpv4(getSockaddrIn(addr, IFR_DATA)),
-      netmask: formatIpv4(getSockaddrIn(mask, IFR_DATA)),
+      address: formatIp(getSockaddrIn(addr, IFR_DATA)),
+      netmask: formatIp(getSockaddrIn(mask, IFR_DATA)),
     };
     return info;
   });
@@ -207,22 +206,22 @@ function route(op: "add" | "delete", cidr: string, ifname: string, gateway?: str
   checkName(action, ifname);
   let dst, gw;
   try {
-    dst = parseCidr(cidr);
-    gw = gateway === undefined ? null : parseIp(gateway);
+    dst = networkOf(requireCidr(cidr)); // "10.0.0.5/24" means 10.0.0.0/24, as the kernel wants
+    gw = gateway === undefined ? null : requireIp(gateway);
   } catch (e) {
     throw new InterfaceError(action, "EINVAL", (e as Error).message, { cause: e });
   }
-  if (gw && gw.family !== dst.family) {
+  if (gw && gw.length !== dst.address.length) {
     throw new InterfaceError(action, "EINVAL", "gateway and destination are of different IP versions");
   }
   const request = op === "add" ? SIOCADDRT : SIOCDELRT;
   const call = op === "add" ? "ioctl(SIOCADDRT)" : "ioctl(SIOCDELRT)";
   if (dst.family === 4) {
-    const { buf, devName } = rtentry(dst.bytes, prefixMask(dst.prefixLength, 4), gw?.bytes ?? null, ifname);
+    const { buf, devName } = rtentry(dst.address, prefixMask(dst.prefixLength, 4), gw, ifname);
     withSocket(action, AF_INET, (fd) => ioctlOrThrow(fd, request, buf, action, call));
     devName.fill(0); // keeps the name buffer (pointed to by rt_dev) alive until after the ioctl
   } else {
-    const msg = in6Rtmsg(dst.bytes, dst.prefixLength, gw?.bytes ?? null, interfaceIndex(ifname));
+    const msg = in6Rtmsg(dst.address, dst.prefixLength, gw, interfaceIndex(ifname));
     withSocket(action, AF_INET6, (fd) => ioctlOrThrow(fd, request, msg, action, call));
   }
 }
@@ -251,7 +250,7 @@ export function defaultRouteV4(): { gateway: string; ifname: string } | null {
     if (best && best.metric <= metric) continue;
     const n = parseInt(f[2], 16);
     const gw = new Uint8Array([n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24]);
-    best = { gateway: formatIpv4(gw), ifname: f[0], metric };
+    best = { gateway: formatIp(gw), ifname: f[0], metric };
   }
   return best && { gateway: best.gateway, ifname: best.ifname };
 }

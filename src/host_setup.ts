@@ -9,7 +9,7 @@ import {
 } from "../ffi/interface.ts";
 import { type Cidr, formatCidr } from "./cidr.ts";
 import type { Cleanup } from "./cleanup.ts";
-import { formatIp } from "./ip_address.ts";
+import { formatIp, requireIp } from "./ip_address.ts";
 import { log } from "./log.ts";
 
 /** Address, MTU and up: what every TUN device needs before it carries packets. */
@@ -48,7 +48,6 @@ export function addDefaultRoute(cleanup: Cleanup, ifname: string, server: Uint8A
     }
   }
   for (const half of ["0.0.0.0", "128.0.0.0"]) {
-    const address = new Uint8Array(half.split(".").map(Number));
-    addTunnelRoute(cleanup, { family: 4, address, prefixLength: 1 }, ifname);
+    addTunnelRoute(cleanup, { family: 4, address: requireIp(half), prefixLength: 1 }, ifname);
   }
 }

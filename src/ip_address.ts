@@ -3,7 +3,15 @@
 /** An IP address: 4 bytes (IPv4) or 16 bytes (IPv6). */
 export type IpBytes = Uint8Array;
 
-/** Parse a dotted-quad IPv4 address; null when it is not one. */
+/** An address or prefix given as text that does not parse; the message names the text. */
+export class AddressError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "AddressError";
+  }
+}
+
+/** Parse a dotted-quad IPv4 address; null when it is not one. Leading zeros are refused (some read them as octal). */
 export function parseIpv4(text: string): IpBytes | null {
   const parts = text.split(".");
   if (parts.length !== 4) return null;
@@ -18,7 +26,10 @@ export function parseIpv4(text: string): IpBytes | null {
   return out;
 }
 
-/** Parse an IPv6 address (with `::` compression and an optional dotted IPv4 tail); null when it is not one. */
+/**
+ * Parse an IPv6 address (with `::` compression and an optional dotted IPv4 tail); null when it is not one.
+ * A `%zone` is refused: strip it first with `withoutZone` where a scope id may be ignored.
+ */
 export function parseIpv6(text: string): IpBytes | null {
   if (text.length < 2 || text.length > 45) return null;
   const halves = text.split("::");
@@ -65,12 +76,33 @@ export function parseIp(text: string): IpBytes | null {
   return text.includes(":") ? parseIpv6(text) : parseIpv4(text);
 }
 
-/** Format address bytes as text (IPv6 in RFC 5952 form). */
+/** The message for text that `parseIp` refuses: the family it looks like, and the text. */
+export function badIpMessage(text: string): string {
+  return `not an ${text.includes(":") ? "IPv6" : "IPv4"} address: ${JSON.stringify(text)}`;
+}
+
+/** Parse an IPv4 or IPv6 address, or throw `AddressError` (see `badIpMessage`). */
+export function requireIp(text: string): IpBytes {
+  const ip = parseIp(text);
+  if (!ip) throw new AddressError(badIpMessage(text));
+  return ip;
+}
+
+/** `text` without a trailing `%zone` (an IPv6 scope id such as `fe80::1%eth0`), which bytes cannot hold. */
+export function withoutZone(text: string): string {
+  const pct = text.indexOf("%");
+  return pct < 0 ? text : text.slice(0, pct);
+}
+
+/** Format address bytes as text: IPv6 in RFC 5952 form, v4-mapped ones as `::ffff:1.2.3.4` (its section 5). */
 export function formatIp(bytes: IpBytes): string {
-  if (bytes.length === 4) return bytes.join(".");
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   const words: number[] = [];
   for (let i = 0; i < 16; i += 2) words.push((bytes[i] << 8) | bytes[i + 1]);
-  // Longest run of two or more zero words becomes "::".
+  if (words[5] === 0xffff && words.every((w, i) => i >= 5 || w === 0)) {
+    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  }
+  // Longest run of two or more zero words becomes "::", the first one on a tie.
   let bestStart = -1, bestLen = 1;
   for (let i = 0; i < 8;) {
     if (words[i] !== 0) {

@@ -3,7 +3,7 @@
  * nft, or iptables when nft is missing. Routes and addresses themselves are ioctls in `ffi/interface.ts`.
  */
 import { invalidInterfaceName } from "../ffi/ifreq.ts";
-import { parseCidr } from "../ffi/inet_addr.ts";
+import { requireCidr } from "./cidr.ts";
 
 const FORWARDING_V4 = "/proc/sys/net/ipv4/conf/all/forwarding";
 const FORWARDING_V6 = "/proc/sys/net/ipv6/conf/all/forwarding";
@@ -101,7 +101,7 @@ export async function addMasquerade(outIface: string, sourceCidr: string): Promi
   }
   let cidr;
   try {
-    cidr = parseCidr(sourceCidr);
+    cidr = requireCidr(sourceCidr);
   } catch (e) {
     throw new RoutingError(`cannot masquerade: ${(e as Error).message}`, { cause: e });
   }

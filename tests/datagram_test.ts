@@ -139,16 +139,17 @@ Deno.test("endpoint: resolveEndpoint accepts literals, localhost, hosts file", a
 
 Deno.test("endpoint: bad inputs give clear messages", async () => {
   const cases: [string, string][] = [
-    ["1.2.3.4", "missing port"],
-    ["1.2.3.4:0", "port 0 is not from 1 to 65535"],
+    ["1.2.3.4", "no port given"],
+    ["1.2.3.4:0", "port 0 is out of range 1..65535"],
     [":80", "missing host"],
-    ["1.2.3.4:70000", "port 70000 is not from 1 to 65535"],
-    ["[::1]", "missing port"],
-    ["::1:51820", "needs brackets"],
+    ["1.2.3.4:70000", "port 70000 is out of range 1..65535"],
+    ["[::1]", "no port after the brackets"],
+    ["::1:51820", "write an IPv6 address in brackets"],
     ["[::1:51820", "missing ']'"],
     ["[1.2.3.4]:5", "is not an IPv6 address"],
     ["1.2.3.4:abc", 'port "abc"'],
     ["host name with spaces:1", "neither an IP address nor a valid host name"],
+    ["10.0.0.01:1", "is not an IPv4 address"],
   ];
   for (const [input, why] of cases) {
     const err = await assertRejects(() => resolveEndpoint(input), EndpointError, why);
