@@ -36,6 +36,8 @@ export class Client implements TunnelHost {
   readonly #clock = new InitiationClock();
   readonly #byIndex = new Map<number, Peer>();
   #pending: PendingInitiation | null = null;
+  /** An initiation is being built (async); no second one may start meanwhile, or the two race. */
+  #initiating = false;
   #pendingSentAt = 0;
   #attempts = 0;
   #retryMs = REKEY_TIMEOUT_MS;
@@ -92,6 +94,8 @@ export class Client implements TunnelHost {
   // ---------------------------------------------------------------- handshakes
 
   #initiate(why: string): void {
+    if (this.#initiating) return;
+    this.#initiating = true;
     const index = this.#freshIndex();
     const requested = this.#assigned?.ipv4?.address ??
       (this.#o.address ? formatIp(this.#o.address.address) : null);
@@ -109,7 +113,8 @@ export class Client implements TunnelHost {
         this.#byIndex.set(index, this.#server);
         await this.#rt.udp.sendOne(p.message, p.message.length, this.#server.endpoint);
       })
-      .catch((e) => log.error("cannot send handshake", { error: (e as Error).message }));
+      .catch((e) => log.error("cannot send handshake", { error: (e as Error).message }))
+      .finally(() => this.#initiating = false);
   }
 
   #freshIndex(): number {

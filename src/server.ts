@@ -176,6 +176,7 @@ export class Server implements TunnelHost {
       return;
     }
     if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) {
+      this.#rt.tunnel.counters.drops.replay++; // counted with the responder's other "busy" drops
       if (debugEnabled) log.debug("handshake dropped: too many in flight", { from: endpointToString(from) });
       return;
     }
@@ -280,6 +281,9 @@ export class Server implements TunnelHost {
     const peer = new Peer(formatIp(numberToIpv4(addr)));
     peer.address4 = addr;
     peer.address6 = this.#derivedAddress6(addr);
+    // Claimed at once: a concurrent handshake (another client, or a retry) must not get the same address
+    // as a second Peer while this one awaits its crypto. tick() frees it if the handshake fails.
+    this.#claim(peer);
     return peer;
   }
 
