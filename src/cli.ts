@@ -82,7 +82,8 @@ const COMMANDS: Record<string, Command> = {
   --key BASE64       the key itself (also VPN_KEY in the environment)
   --route CIDR       send this network through the tunnel (repeatable)
   --default-route    send all traffic through the tunnel (the server stays reachable directly)
-  --keepalive SECS   keepalive interval when idle, 0 to disable (default 25)
+  --keepalive SECS   keepalive interval when idle, 0 to disable
+                     (default: the interval the server announces, 25 s by default)
   --log-level LEVEL  debug, info, warn or error (default info)
   --crypto KIND      AES-256-GCM implementation: auto (default), openssl, webcrypto
   --udp KIND         UDP implementation: auto (default), batched, deno`,

@@ -236,7 +236,7 @@ export class Client implements TunnelHost {
   status(): StatusReport {
     const p = this.#server;
     const a = this.#assigned?.ipv4;
-    return this.#rt.report("client", a ? `${a.address}/${a.prefix}` : "(none yet)", null, [
+    return this.#rt.report("client", a ? `${a.address}/${a.prefix}` : null, null, [
       peerStatus(p, null),
     ]);
   }
@@ -260,6 +260,10 @@ export async function runClient(o: ClientOptions): Promise<number> {
     host: (rt) => (client = new Client(o, rt, handshakeKey, server)),
     tick: () => client?.tick(),
     status: () => client!.status(),
+    reload: () => {
+      log.info("SIGHUP: a client has nothing to reload; restart it to apply new settings", {});
+      return Promise.resolve();
+    },
     started: (rt) => {
       log.info("client started", {
         server: endpointToString(server),

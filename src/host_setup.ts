@@ -51,3 +51,18 @@ export function addDefaultRoute(cleanup: Cleanup, ifname: string, server: Uint8A
     addTunnelRoute(cleanup, { family: 4, address: requireIp(half), prefixLength: 1 }, ifname);
   }
 }
+
+/**
+ * Without an IPv6 address in the tunnel, turn IPv6 off on the device so the kernel does not send
+ * router solicitations and MLD reports into the tunnel (the other side would drop them as unroutable).
+ * The setting lives and dies with the device. Hosts without IPv6 have no such file: nothing to do.
+ */
+function setIpv6Enabled(ifname: string, on: boolean): void {
+  try {
+    Deno.writeTextFileSync(`/proc/sys/net/ipv6/conf/${ifname}/disable_ipv6`, on ? "0" : "1");
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      log.warn("cannot set disable_ipv6", { dev: ifname, error: (e as Error).message });
+    }
+  }
+}

@@ -53,7 +53,7 @@ export interface Runtime {
   /** A status snapshot with the common fields filled in. */
   report(
     role: "server" | "client",
-    address: string,
+    address: string | null,
     listen: string | null,
     peers: PeerStatus[],
   ): StatusReport;

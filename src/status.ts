@@ -57,7 +57,8 @@ function table(rows: string[][]): string {
 export function formatStatus(r: StatusReport): string {
   const d = r.drops;
   const head = [
-    `${r.role} on ${r.interface} ${r.address}` + (r.listen ? ` listening ${r.listen}` : ""),
+    `${r.role} on ${r.interface} ${r.address ?? "(no address yet)"}` +
+    (r.listen ? ` listening ${r.listen}` : ""),
     `up ${ago(r.uptime_s).replace(" ago", "")}, crypto ${r.crypto}, udp ${r.udp}`,
     `drops (not charged to a peer): auth ${d.auth}, replay ${d.replay}, no-route ${d.no_route}, ` +
     `oversize ${d.oversize}, malformed ${d.malformed}`,

@@ -33,7 +33,8 @@ export interface StatusReport {
   version: 1;
   role: "server" | "client";
   interface: string;
-  address: string;
+  /** The instance's overlay address; null on a client before its first handshake. */
+  address: string | null;
   listen: string | null;
   uptime_s: number;
   crypto: string;
