@@ -226,7 +226,7 @@ export class Client implements TunnelHost {
     const idle = now - server.lastSentAt;
     if (
       (this.#keepaliveMs > 0 && idle >= this.#keepaliveMs) ||
-      (server.lastReceivedAt > server.lastSentAt && now - server.lastReceivedAt >= PASSIVE_KEEPALIVE_MS)
+      (server.dataReceivedSince >= 0 && now - server.dataReceivedSince >= PASSIVE_KEEPALIVE_MS)
     ) {
       this.#rt.tunnel.sendKeepalive(server).catch(() => {});
     }

@@ -19,6 +19,7 @@ export function configureInterface(
   address6: Cidr | null,
   mtu: number,
 ): void {
+  setIpv6Enabled(ifname, address6 !== null);
   setInterfaceMtu(ifname, mtu);
   if (address) setInterfaceAddress(ifname, formatIp(address.address), address.prefixLength);
   setInterfaceUp(ifname);

@@ -23,6 +23,9 @@ export class Peer {
   lastReceivedAt = -Infinity;
   /** Monotonic ms of the last datagram sent to it. */
   lastSentAt = -Infinity;
+  /** Monotonic ms of the first data packet received since we last sent anything (-1 = none): a passive
+   * keepalive answers it after PASSIVE_KEEPALIVE_MS, so the peer's unanswered-data check stays quiet. */
+  dataReceivedSince = -1;
   /** Monotonic ms of the first data packet sent since the peer was last heard from (-1 = none). */
   unansweredSince = -1;
   /** True while it has a usable session (between "peer up" and "peer down"). */

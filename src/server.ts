@@ -340,7 +340,7 @@ export class Server implements TunnelHost {
         continue;
       }
       if (
-        live && peer.lastReceivedAt > peer.lastSentAt && now - peer.lastReceivedAt >= PASSIVE_KEEPALIVE_MS
+        live && peer.dataReceivedSince >= 0 && now - peer.dataReceivedSince >= PASSIVE_KEEPALIVE_MS
       ) {
         this.#rt.tunnel.sendKeepalive(peer).catch(() => {});
       }
