@@ -25,6 +25,11 @@ const size = (n: number) => n as unknown as bigint;
 /** How long one poll waits before re-checking `closed` (also bounds shutdown if the wake-up is lost). */
 const POLL_TIMEOUT_MS = 250;
 
+/** `pollWith` bit: the TUN device has a packet to read (or an error a read will report). */
+export const READY_TUN = 1;
+/** `pollWith` bit: the other descriptor is readable (or in error). */
+export const READY_OTHER = 2;
+
 /** What the user can do about a TUNSETIFF failure, by errno name. */
 const TUNSETIFF_HINTS: Record<string, string> = {
   EPERM: "creating a TUN device needs root or CAP_NET_ADMIN: run as root, or grant the capability " +
@@ -58,6 +63,9 @@ export class TunDevice {
   /** struct pollfd[2] {int fd; short events; short revents}: the TUN fd and the close() wake-up eventfd. */
   readonly #pollfds = new Uint8Array(16);
   readonly #pollView = new DataView(this.#pollfds.buffer);
+  /** struct pollfd[3] for `pollWith`: the TUN fd, the wake-up eventfd and the caller's other fd. */
+  readonly #pollfds3 = new Uint8Array(24);
+  readonly #poll3View = new DataView(this.#pollfds3.buffer);
   readonly #wakeValue = new Uint8Array(new BigUint64Array([1n]).buffer);
 
   private constructor(name: string, fd: number, wakeFd: number) {
@@ -68,6 +76,12 @@ export class TunDevice {
     this.#pollView.setInt16(4, POLLIN, true);
     this.#pollView.setInt32(8, wakeFd, true);
     this.#pollView.setInt16(12, POLLIN, true);
+    this.#poll3View.setInt32(0, fd, true);
+    this.#poll3View.setInt16(4, POLLIN, true);
+    this.#poll3View.setInt32(8, wakeFd, true);
+    this.#poll3View.setInt16(12, POLLIN, true);
+    this.#poll3View.setInt32(16, -1, true);
+    this.#poll3View.setInt16(20, POLLIN, true);
   }
 
   /**
@@ -143,6 +157,45 @@ export class TunDevice {
     }
     this.#release();
     return false;
+  }
+
+  /**
+   * Waits on this thread, at most `timeoutMs` (0 = only look), until the TUN device or `otherFd` (e.g. the
+   * UDP socket) is readable. Returns `READY_TUN | READY_OTHER` bits, 0 on timeout, -1 once closed.
+   * A synchronous poll is ~0.4 µs against ~18 µs for the worker-thread hop of `pollWithAsync`, so the data
+   * path uses it while traffic flows and blocks the event loop for a short `timeoutMs` only.
+   */
+  pollWith(otherFd: number, timeoutMs: number): number {
+    if (this.#closed) return -1;
+    this.#poll3View.setInt32(16, otherFd, true);
+    const n = libc.poll(this.#pollfds3, 3n, timeoutMs);
+    return n > 0 ? this.#readyBits() : 0;
+  }
+
+  /**
+   * `pollWith` on a worker thread (the event loop keeps running), for idle times; `close()` wakes it.
+   * Returns the same bits, 0 on timeout or a transient poll failure, -1 once closed.
+   */
+  async pollWithAsync(otherFd: number, timeoutMs: number): Promise<number> {
+    if (this.#closed) return -1;
+    this.#poll3View.setInt32(16, otherFd, true);
+    this.#polling = true;
+    let n: number;
+    try {
+      n = await libc.poll_async(this.#pollfds3, 3n, timeoutMs);
+    } finally {
+      this.#polling = false;
+    }
+    if (this.#closed) {
+      this.#release();
+      return -1;
+    }
+    return n > 0 ? this.#readyBits() : 0;
+  }
+
+  #readyBits(): number {
+    const v = this.#poll3View;
+    return (v.getInt16(6, true) !== 0 ? READY_TUN : 0) | (v.getInt16(22, true) !== 0 ? READY_OTHER : 0);
   }
 
   /** Read one packet into `buf`; returns its length, or 0 when none is pending (EAGAIN) or closed. */

@@ -24,6 +24,20 @@ const SHUT_RDWR = 2;
 const ENOBUFS = 105;
 /** The kernel handles at most UIO_MAXIOV messages per recvmmsg/sendmmsg. */
 const MAX_VLEN = 1024;
+// UDP generic segmentation offload: one message carries up to GSO_MAX_SEGMENTS datagrams of gso_size bytes
+// (the last may be shorter), passed as a cmsg {SOL_UDP, UDP_SEGMENT, u16}; the stack is walked once per
+// message instead of once per datagram.
+const SOL_UDP = 17;
+const UDP_SEGMENT = 103;
+const GSO_MAX_SEGMENTS = 64;
+/** Payload bytes of one GSO message; below 65507 (IPv4) and 65527 (IPv6). */
+const GSO_MAX_BYTES = 65000;
+/** CMSG_SPACE(sizeof(u16)): cmsghdr {size_t len; int level; int type} + data, padded to 8. */
+const CMSG_SPACE_U16 = 24;
+const CMSG_LEN_U16 = 18;
+const EINVAL = 22;
+const EIO = 5;
+const EMSGSIZE = 90;
 
 // struct mmsghdr = struct msghdr (56 bytes) + unsigned msg_len, padded to 64.
 const MMSG_SIZE = 64;
@@ -32,6 +46,8 @@ const OFF_NAME = 0; // void *msg_name
 const OFF_NAMELEN_U32 = 2; // socklen_t msg_namelen (byte 8)
 const OFF_IOV = 16; // struct iovec *msg_iov
 const OFF_IOVLEN = 24; // size_t msg_iovlen
+const OFF_CONTROL = 32; // void *msg_control
+const OFF_CONTROLLEN = 40; // size_t msg_controllen
 const OFF_FLAGS_U32 = 12; // int msg_flags (byte 48)
 const OFF_LEN_U32 = 14; // unsigned msg_len (byte 56)
 // struct iovec { void *iov_base; size_t iov_len; } = 16 bytes.
@@ -60,6 +76,12 @@ interface MsgVec {
   iov32: Uint32Array;
   names: Uint8Array;
   keep: BigUint64Array;
+  /** GSO send: its own mmsghdr array (message j uses name slot j and control slot j), built once. */
+  ghdr: Uint8Array;
+  ghdr32: Uint32Array;
+  ctrl: Uint8Array;
+  /** Address of iov[0], as a number, to point a message at iov[i] without a BigInt per message. */
+  iovAt: number;
 }
 
 const msgVecs = new WeakMap<BatchMemory, MsgVec>();
@@ -84,7 +106,29 @@ function msgVecFor(b: BatchMemory): MsgVec {
     hdr64[(i * MMSG_SIZE + OFF_IOV) / 8] = iovAt + BigInt(i * 16);
     hdr64[(i * MMSG_SIZE + OFF_IOVLEN) / 8] = 1n;
   }
-  v = { hdr, hdr32: new Uint32Array(hdr.buffer), iov32: new Uint32Array(iov.buffer), names, keep: iov };
+  const ghdr = new Uint8Array(n * MMSG_SIZE);
+  const ghdr64 = new BigUint64Array(ghdr.buffer);
+  const ctrl = new Uint8Array(n * CMSG_SPACE_U16);
+  const ctrlView = new DataView(ctrl.buffer);
+  const ctrlAt = address(ctrl);
+  for (let i = 0; i < n; i++) {
+    ghdr64[(i * MMSG_SIZE + OFF_NAME) / 8] = namesAt + BigInt(i * NAME_STRIDE);
+    ghdr64[(i * MMSG_SIZE + OFF_CONTROL) / 8] = ctrlAt + BigInt(i * CMSG_SPACE_U16);
+    ctrlView.setBigUint64(i * CMSG_SPACE_U16, BigInt(CMSG_LEN_U16), true);
+    ctrlView.setInt32(i * CMSG_SPACE_U16 + 8, SOL_UDP, true);
+    ctrlView.setInt32(i * CMSG_SPACE_U16 + 12, UDP_SEGMENT, true);
+  }
+  v = {
+    hdr,
+    hdr32: new Uint32Array(hdr.buffer),
+    iov32: new Uint32Array(iov.buffer),
+    names,
+    keep: iov,
+    ghdr,
+    ghdr32: new Uint32Array(ghdr.buffer),
+    ctrl,
+    iovAt: Number(iovAt),
+  };
   msgVecs.set(b, v);
   return v;
 }
@@ -163,6 +207,10 @@ export class UdpSocket {
   #closed = false;
   readonly #pfd = new Uint8Array(8);
   readonly #name = new Uint8Array(NAME_STRIDE);
+  /** UDP GSO in use; switched off for good when the kernel refuses it. */
+  #gso = true;
+  readonly #gsoFirst = new Int32Array(MAX_VLEN);
+  readonly #gsoSegs = new Int32Array(MAX_VLEN);
 
   private constructor(fd: number, family: 4 | 6) {
     this.#fd = fd;
@@ -208,6 +256,11 @@ export class UdpSocket {
       receive: getIntOpt(this.#fd, SOL_SOCKET, SO_RCVBUF),
       send: getIntOpt(this.#fd, SOL_SOCKET, SO_SNDBUF),
     };
+  }
+
+  /** The descriptor, for polling it together with another one (-1 once released). */
+  get fd(): number {
+    return this.#fd;
   }
 
   /** True once `close()` was called. */
@@ -270,15 +323,94 @@ export class UdpSocket {
   }
 
   /**
-   * Sends slots [0, count) each to its endpoint with as few `sendmmsg` calls as possible. Stops at a full
+   * Sends slots [0, count) each to its endpoint with as few `sendmmsg` calls as possible; runs of datagrams
+   * to one endpoint with one length (the last may be shorter) go as one GSO message each. Stops at a full
    * socket buffer (EAGAIN/ENOBUFS) and skips datagrams the kernel refuses. Returns how many were sent.
    */
   sendBatch(b: BatchMemory, count: number): number {
     if (this.#closed || count <= 0) return 0;
-    const v = msgVecFor(b);
     if (count > b.capacity) count = b.capacity;
+    if (this.#gso && count > 1) {
+      const sent = this.#sendGso(b, count);
+      if (sent >= 0) return sent;
+    }
+    return this.#sendPlain(b, count, 0);
+  }
+
+  /** GSO send of slots [0, count); -1 when the kernel refused GSO itself (then it stays off for this socket). */
+  #sendGso(b: BatchMemory, count: number): number {
+    const v = msgVecFor(b);
+    const hdr32 = v.ghdr32, iov32 = v.iov32, names = v.names, ctrl = v.ctrl;
+    const eps = b.endpointData, lens = b.lens;
+    // Group slots into messages: message m covers slots [first[m], first[m] + segs[m]).
+    const first = this.#gsoFirst, segs = this.#gsoSegs;
+    let m = 0;
+    for (let i = 0; i < count;) {
+      const size = lens[i], at = i * ENDPOINT_BYTES;
+      iov32[i * IOV_U32 + 2] = size;
+      let k = 1, bytes = size;
+      while (i + k < count && k < GSO_MAX_SEGMENTS) {
+        const len = lens[i + k];
+        if (len > size || bytes + len > GSO_MAX_BYTES) break;
+        const o = (i + k) * ENDPOINT_BYTES;
+        let same = true;
+        for (let e = 0; e < ENDPOINT_BYTES; e++) {
+          if (eps[o + e] !== eps[at + e]) {
+            same = false;
+            break;
+          }
+        }
+        if (!same) break;
+        iov32[(i + k) * IOV_U32 + 2] = len;
+        bytes += len;
+        k++;
+        if (len < size) break; // a shorter datagram ends the message
+      }
+      const h = m * MMSG_U32;
+      hdr32[h + OFF_NAMELEN_U32] = writeSockaddr(this.family, eps, at, names, m * NAME_STRIDE);
+      const iovAddr = v.iovAt + i * 16;
+      hdr32[h + OFF_IOV / 4] = iovAddr % 0x100000000;
+      hdr32[h + OFF_IOV / 4 + 1] = Math.floor(iovAddr / 0x100000000);
+      hdr32[h + OFF_IOVLEN / 4] = k;
+      hdr32[h + OFF_CONTROLLEN / 4] = k > 1 ? CMSG_SPACE_U16 : 0;
+      if (k > 1) {
+        ctrl[m * CMSG_SPACE_U16 + 16] = size & 0xff;
+        ctrl[m * CMSG_SPACE_U16 + 17] = size >> 8;
+      }
+      first[m] = i;
+      segs[m] = k;
+      m++;
+      i += k;
+    }
+    let done = 0, sent = 0;
+    while (done < m) {
+      const from = done === 0 ? v.ghdr : v.ghdr.subarray(done * MMSG_SIZE);
+      const r = libc.sendmmsg(this.#fd, from, m - done, 0);
+      if (r > 0) {
+        for (let j = done; j < done + r; j++) sent += segs[j];
+        done += r;
+        continue;
+      }
+      const e = errno();
+      if (e === EINTR) continue;
+      if (e === EAGAIN || e === ENOBUFS) break;
+      if (segs[done] > 1 && (e === EINVAL || e === EIO || e === EMSGSIZE)) {
+        // No GSO on this path: send the rest one by one from now on.
+        this.#gso = false;
+        return sent + this.#sendPlain(b, count, first[done]);
+      }
+      this.sendErrors += segs[done];
+      this.lastSendErrno = e;
+      done++;
+    }
+    return sent;
+  }
+
+  /** Sends slots [start, count) one datagram per message. */
+  #sendPlain(b: BatchMemory, count: number, start: number): number {
+    const v = msgVecFor(b);
     const hdr32 = v.hdr32, iov32 = v.iov32, names = v.names, eps = b.endpointData, lens = b.lens;
-    for (let i = 0; i < count; i++) {
+    for (let i = start; i < count; i++) {
       iov32[i * IOV_U32 + 2] = lens[i];
       hdr32[i * MMSG_U32 + OFF_NAMELEN_U32] = writeSockaddr(
         this.family,
@@ -288,7 +420,7 @@ export class UdpSocket {
         i * NAME_STRIDE,
       );
     }
-    let done = 0, sent = 0;
+    let done = start, sent = 0;
     while (done < count) {
       const chunk = Math.min(count - done, MAX_VLEN);
       // A view past the first header only after a partial send (rare), so no allocation normally.

@@ -17,14 +17,23 @@ export class WebCryptoAeadDisposedError extends Error {
   }
 }
 
-function nonceOf(buf: Uint8Array): Uint8Array<ArrayBuffer> {
-  const iv = new Uint8Array(12);
+/** A view of `buf[from, to)` (packet buffers are plain ArrayBuffers; WebCrypto's typings want that said). */
+function view(buf: Uint8Array, from: number, to: number): Uint8Array<ArrayBuffer> {
+  return buf.subarray(from, to) as Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * Writes the nonce of the packet in `buf` into `iv` (one per key, reused: WebCrypto copies the algorithm
+ * parameters before `encrypt`/`decrypt` return their promise).
+ */
+function nonceOf(buf: Uint8Array, iv: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
   for (let i = 0; i < 8; i++) iv[4 + i] = buf[5 + i];
   return iv;
 }
 
 class WebCryptoPacketAead implements PacketAead {
   readonly kind = "webcrypto" as const;
+  private readonly iv = new Uint8Array(12);
   constructor(private key: CryptoKey | null) {}
 
   private live(): CryptoKey {
@@ -39,11 +48,11 @@ class WebCryptoPacketAead implements PacketAead {
         `seal: ${len}-byte plaintext needs a ${OVERHEAD + len}-byte buffer, got ${buf.length}`,
       );
     }
-    // WebCrypto copies its inputs when called, so the in-place write below cannot race the read.
+    // WebCrypto copies its inputs when called, so views suffice and the in-place write below cannot race.
     const out = await crypto.subtle.encrypt(
-      { name: "AES-GCM", iv: nonceOf(buf), additionalData: buf.slice(0, HEADER), tagLength: 128 },
+      { name: "AES-GCM", iv: nonceOf(buf, this.iv), additionalData: view(buf, 0, HEADER), tagLength: 128 },
       key,
-      buf.slice(HEADER, HEADER + len),
+      view(buf, HEADER, HEADER + len),
     );
     buf.set(new Uint8Array(out), HEADER);
   }
@@ -54,9 +63,14 @@ class WebCryptoPacketAead implements PacketAead {
     let out: ArrayBuffer;
     try {
       out = await crypto.subtle.decrypt(
-        { name: "AES-GCM", iv: nonceOf(buf), additionalData: buf.slice(0, HEADER), tagLength: 128 },
+        {
+          name: "AES-GCM",
+          iv: nonceOf(buf, this.iv),
+          additionalData: view(buf, 0, HEADER),
+          tagLength: 128,
+        },
         key,
-        buf.slice(HEADER, len),
+        view(buf, HEADER, len),
       );
     } catch {
       return -1; // OperationError: tag mismatch

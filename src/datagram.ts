@@ -76,6 +76,16 @@ export interface DatagramSocket {
    */
   receive(batch: DatagramBatch): Promise<number>;
   /**
+   * A file descriptor that polls readable when `receiveNow` has datagrams, or -1 when there is none (the
+   * "deno" implementation): then only `receive` can be used.
+   */
+  readonly pollFd: number;
+  /**
+   * Takes the datagrams waiting now, without blocking, into slots [0, n) and returns n (0 when none),
+   * or -1 once closed. Only for sockets with a `pollFd`.
+   */
+  receiveNow(batch: DatagramBatch): number;
+  /**
    * Sends slots [0, count) each to its endpoint. Returns how many were handed to the kernel (a full socket
    * buffer drops the rest; the caller counts them). Sync in the batched impl, a Promise in the deno impl.
    */
@@ -177,6 +187,17 @@ class BatchedDatagramSocket implements DatagramSocket {
     } finally {
       this.#receiving = false;
     }
+  }
+
+  get pollFd(): number {
+    return this.#sock.fd;
+  }
+
+  receiveNow(batch: DatagramBatch): number {
+    if (this.#sock.closed) return -1;
+    const n = this.#sock.receiveBatch(batch);
+    batch.count = n;
+    return n;
   }
 
   send(batch: DatagramBatch, count: number): number {

@@ -11,6 +11,28 @@ import {
   endpointIsV4,
 } from "./endpoint.ts";
 
+/** Receive calls kept pending at once (see `receive`). */
+const RECEIVES_IN_FLIGHT = 32;
+const IDLE = 0, PENDING = 1, DONE = 2, FAILED = 3;
+
+/** One pending `DatagramConn.receive` and its buffer. */
+class ReceiveSlot {
+  readonly buf: Uint8Array;
+  state = IDLE;
+  data: Uint8Array | null = null;
+  addr: Deno.NetAddr | null = null;
+  error: unknown = null;
+  constructor(size: number) {
+    this.buf = new Uint8Array(size);
+  }
+  reset(): void {
+    this.state = IDLE;
+    this.data = null;
+    this.addr = null;
+    this.error = null;
+  }
+}
+
 /** Destinations remembered as `Deno.NetAddr` objects, so a send makes no new object per datagram. */
 const ADDR_CACHE_SIZE = 8;
 
@@ -35,9 +57,17 @@ export class DenoDatagramSocket implements DatagramSocket {
   readonly #cacheKeys: Uint8Array[] = [];
   readonly #cacheAddrs: Deno.NetAddr[] = [];
   #cacheNext = 0;
-  // Deno allocates 64 KiB per receive without a buffer; this one is reused. One byte more than a slot
-  // tells a datagram that fits from one that was cut short.
-  #scratch = new Uint8Array(0);
+  // Receive buffers, one per pending receive (Deno allocates 64 KiB per receive without one). One byte
+  // more than a slot tells a datagram that fits from one that was cut short.
+  #slots: ReceiveSlot[] = [];
+  /** Finished receives in completion order: a ring of RECEIVES_IN_FLIGHT entries. */
+  readonly #ready: ReceiveSlot[] = new Array(RECEIVES_IN_FLIGHT);
+  #readyHead = 0;
+  #readyCount = 0;
+  #waiter: (() => void) | null = null;
+  readonly #park = (resolve: () => void): void => {
+    this.#waiter = resolve;
+  };
 
   /** Binds `hostname:port`; throws Deno's own errors (`Deno.errors.AddrInUse`...), mapped by the caller. */
   constructor(hostname: string, port: number) {
@@ -48,38 +78,99 @@ export class DenoDatagramSocket implements DatagramSocket {
     this.localAddress = this.#v6 ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
   }
 
-  /** Waits for one datagram and puts it in slot 0 (Deno delivers one at a time). Returns 0 once closed. */
+  /** Deno's socket has no descriptor to poll: the tunnel uses `receive`. */
+  readonly pollFd = -1;
+
+  /** Not available without a descriptor: -1 once closed, else 0 (use `receive`). */
+  receiveNow(_batch: DatagramBatch): number {
+    return this.#closed ? -1 : 0;
+  }
+
+  /**
+   * Waits until at least one datagram is there and returns those received so far (up to the batch's
+   * capacity), in counter order. Deno delivers one datagram per receive call, so RECEIVES_IN_FLIGHT calls
+   * stay pending on rotating buffers: a burst then arrives as one batch instead of one event-loop round
+   * per datagram. Returns 0 once closed.
+   */
   async receive(batch: DatagramBatch): Promise<number> {
-    if (this.#scratch.length !== batch.slotSize + 1) this.#scratch = new Uint8Array(batch.slotSize + 1);
+    if (this.#slots.length === 0 || this.#slots[0].buf.length !== batch.slotSize + 1) {
+      this.#slots = Array.from({ length: RECEIVES_IN_FLIGHT }, () => new ReceiveSlot(batch.slotSize + 1));
+    }
+    const slots = this.#slots, ready = this.#ready;
     while (!this.#closed) {
-      let got: [Uint8Array, Deno.Addr];
-      try {
-        got = await this.#conn.receive(this.#scratch);
-      } catch (e) {
-        if (this.#closed) return 0;
-        throw e;
-      }
-      const [data, from] = got;
-      if (data.length > batch.slotSize) {
-        this.truncated++;
+      for (const slot of slots) if (slot.state === IDLE) this.#arm(slot);
+      if (this.#readyCount === 0) {
+        await new Promise<void>(this.#park);
         continue;
       }
-      const addr = from as Deno.NetAddr;
-      if (addr.hostname !== this.#lastHost || addr.port !== this.#lastPort) {
-        endpointFromParts(addr.hostname, addr.port, this.#lastEndpoint);
-        this.#lastHost = addr.hostname;
-        this.#lastPort = addr.port;
+      // Completions arrive in the order the datagrams did, so the queue keeps their order.
+      let w = 0;
+      while (this.#readyCount > 0 && w < batch.capacity) {
+        const slot = ready[this.#readyHead];
+        this.#readyHead = (this.#readyHead + 1) % RECEIVES_IN_FLIGHT;
+        this.#readyCount--;
+        if (slot.state === FAILED) {
+          const e = slot.error;
+          slot.reset();
+          if (this.#closed) return 0;
+          throw e;
+        }
+        const data = slot.data!, addr = slot.addr!;
+        if (data.length > batch.slotSize) this.truncated++;
+        else {
+          if (addr.hostname !== this.#lastHost || addr.port !== this.#lastPort) {
+            endpointFromParts(addr.hostname, addr.port, this.#lastEndpoint);
+            this.#lastHost = addr.hostname;
+            this.#lastPort = addr.port;
+          }
+          batch.bufs[w].set(data);
+          batch.lens[w] = data.length;
+          batch.endpoints[w].set(this.#lastEndpoint);
+          w++;
+        }
+        slot.reset();
+        this.#arm(slot);
       }
-      batch.bufs[0].set(data);
-      batch.lens[0] = data.length;
-      batch.endpoints[0].set(this.#lastEndpoint);
-      batch.count = 1;
-      return 1;
+      if (w === 0) continue;
+      batch.count = w;
+      return w;
     }
     return 0;
   }
 
-  /** Sends slots [0, count), one awaited `send` each. Returns how many Deno accepted. */
+  #arm(slot: ReceiveSlot): void {
+    slot.state = PENDING;
+    this.#conn.receive(slot.buf).then(
+      ([data, from]) => {
+        slot.data = data;
+        slot.addr = from as Deno.NetAddr;
+        slot.state = DONE;
+        this.#queue(slot);
+      },
+      (e) => {
+        slot.error = e;
+        slot.state = FAILED;
+        this.#queue(slot);
+      },
+    );
+  }
+
+  #queue(slot: ReceiveSlot): void {
+    this.#ready[(this.#readyHead + this.#readyCount) % RECEIVES_IN_FLIGHT] = slot;
+    this.#readyCount++;
+    this.#wakeReceiver();
+  }
+
+  #wakeReceiver(): void {
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.();
+  }
+
+  /**
+   * Sends slots [0, count), one awaited `send` each (issuing the batch at once and awaiting them together
+   * measured no faster). Returns how many Deno accepted.
+   */
   async send(batch: DatagramBatch, count: number): Promise<number> {
     let sent = 0;
     for (let i = 0; i < count && !this.#closed; i++) {
@@ -109,6 +200,7 @@ export class DenoDatagramSocket implements DatagramSocket {
     } catch {
       // already closed by Deno
     }
+    this.#wakeReceiver();
   }
 
   #netAddr(endpoint: Uint8Array): Deno.NetAddr {
