@@ -134,13 +134,7 @@ export class Client implements TunnelHost {
     this.#pending = null;
     const hs = r.value;
     const now = performance.now();
-    const session = await Session.create(this.#rt.aead, {
-      localIndex: hs.localIndex,
-      remoteIndex: hs.remoteIndex,
-      isInitiator: true,
-      keys: hs.keys,
-      now,
-    });
+    const session = await Session.create(this.#rt.aead, { ...hs, isInitiator: true, now });
     const server = this.#server;
     for (const s of server.sessions.installInitiated(session, now)) this.#byIndex.delete(s.localIndex);
     this.#byIndex.set(session.localIndex, server);

@@ -26,7 +26,7 @@ import {
 import { loadKey } from "./key_file.ts";
 import { debugEnabled, log } from "./log.ts";
 import { Peer, peerStatus } from "./peer.ts";
-import { type Session, Session as SessionClass } from "./session.ts";
+import { Session } from "./session.ts";
 import { dropCategory, type PeerStatus, type StatusReport } from "./status_report.ts";
 import { type Runtime, startRuntime } from "./runtime.ts";
 import type { TunnelHost } from "./tunnel.ts";
@@ -244,13 +244,7 @@ export class Server implements TunnelHost {
     }
     const hs = answered.value;
     const now = performance.now();
-    const session = await SessionClass.create(this.#rt.aead, {
-      localIndex: hs.localIndex,
-      remoteIndex: hs.remoteIndex,
-      isInitiator: false,
-      keys: hs.keys,
-      now,
-    });
+    const session = await Session.create(this.#rt.aead, { ...hs, isInitiator: false, now });
     this.#unmap(peer.sessions.installResponded(session));
     this.#byIndex.set(index, peer);
     this.#claim(peer);
