@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import type { StatusReport } from "../src/status_report.ts";
 import { REKEY_AFTER_TIME_MS } from "../src/constants.ts";
-import { withVpnLab } from "./netns/vpn.ts";
+import { throttle, withVpnLab } from "./netns/vpn.ts";
 
 function totalDrops(st: StatusReport): number {
   const sum = (d: StatusReport["drops"]) => d.auth + d.replay + d.no_route + d.oversize + d.malformed;
@@ -20,21 +20,7 @@ Deno.test("e2e: the 120 s rekey loses no packet of a TCP stream or a ping flood 
     const c1 = await lab.client("c1", srv);
     await h1.waitForPing(srv.overlay, 5000);
     // 8 Mbit/s on the client's uplink: 12 MiB take ~12 s, started 8 s before the rekey.
-    await h1.runOk([
-      "tc",
-      "qdisc",
-      "add",
-      "dev",
-      "eth0",
-      "root",
-      "tbf",
-      "rate",
-      "8mbit",
-      "burst",
-      "32kb",
-      "latency",
-      "400ms",
-    ]);
+    await throttle(h1, "8mbit");
     // The rekey is due REKEY_AFTER_TIME after the last handshake; start 8 s before it.
     const age = (await srv.status()).peers[0].last_handshake_s! * 1000;
     const startAt = performance.now() + REKEY_AFTER_TIME_MS - age - 8_000;

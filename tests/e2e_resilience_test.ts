@@ -5,7 +5,15 @@
 import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
 import type { Capture, TransferResult } from "./netns/hosts.ts";
 import type { StatusReport } from "../src/status_report.ts";
-import { type CapturedUdp, eventually, newKey, pcapUdp, VPN_PORT, withVpnLab } from "./netns/vpn.ts";
+import {
+  type CapturedUdp,
+  eventually,
+  newKey,
+  pcapUdp,
+  throttle,
+  VPN_PORT,
+  withVpnLab,
+} from "./netns/vpn.ts";
 
 function assertIntact(r: TransferResult, bytes: number): void {
   assertEquals(r.sentBytes, bytes);
@@ -224,21 +232,7 @@ Deno.test("e2e: a client that moves to a new underlay address mid-transfer keeps
     const c1 = await lab.client("c1", srv);
     await h1.waitForPing(srv.overlay, 5000);
     // Slow the client's uplink (16 Mbit/s: 4 MiB take ~2 s) so the move happens mid-transfer.
-    await h1.runOk([
-      "tc",
-      "qdisc",
-      "add",
-      "dev",
-      "eth0",
-      "root",
-      "tbf",
-      "rate",
-      "16mbit",
-      "burst",
-      "32kb",
-      "latency",
-      "400ms",
-    ]);
+    await throttle(h1, "16mbit");
     await h1.runOk(["sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1"]);
     let done = 0;
     const transfer = h1.tcpTransfer(hs, srv.overlay, 4 << 20, { timeoutMs: 30_000 }).finally(() => {

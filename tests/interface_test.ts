@@ -15,44 +15,11 @@ import {
   setInterfaceUp,
 } from "../ffi/interface.ts";
 import { formatIp } from "../src/ip_address.ts";
+import { assertThrows } from "./assert.ts";
+import { childCases, serveChildCase } from "./netns/child_case.ts";
 
-const CASE_ENV = "VPN_FFI_TEST_CASE";
 const decoder = new TextDecoder();
-let nsCounter = 0;
-
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${decoder.decode(out.stderr)}`);
-  return decoder.decode(out.stdout);
-}
-
-/** Run case `name` of this file in a fresh namespace (deleted afterwards); throws with its stderr on failure. */
-async function inNetns(name: string): Promise<void> {
-  const ns = `vpni${Deno.pid}_${nsCounter++}`;
-  await sh("ip", ["netns", "add", ns]);
-  try {
-    const out = await new Deno.Command("ip", {
-      args: ["netns", "exec", ns, Deno.execPath(), "run", "-A", import.meta.filename!],
-      env: { [CASE_ENV]: name },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) throw new Error(`case ${name} exited ${out.code}:\n${decoder.decode(out.stderr)}`);
-  } finally {
-    await sh("ip", ["netns", "del", ns]);
-  }
-}
-
-/** The error `fn` throws; fails the test if it returns normally. */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    ok(e instanceof Error);
-    return e;
-  }
-  throw new Error("expected an error, but the call succeeded");
-}
+const { runInNetns } = childCases(import.meta.filename!, "vpni");
 
 /** IPv4 routes as "dst/len dev [via gw]" from /proc/net/route (addresses are little-endian hex there). */
 function routesV4(): string[] {
@@ -126,8 +93,7 @@ const CASES: Record<string, () => Promise<void> | void> = {
       prefixlen: number;
     }[];
     ok(addrs.some((a) => a.local === "fd00:201::1" && a.prefixlen === 64), JSON.stringify(addrs));
-    const dup = thrown(() => setInterfaceAddress("vt0", "fd00:201::1", 64));
-    ok(dup instanceof InterfaceError);
+    const dup = assertThrows(() => setInterfaceAddress("vt0", "fd00:201::1", 64), InterfaceError);
     strictEqual(dup.code, "EEXIST");
     await Promise.resolve();
     tun.close();
@@ -149,8 +115,7 @@ const CASES: Record<string, () => Promise<void> | void> = {
         "10.209.0.0/24 lo",
       ]
     ) ok(routes.includes(r), `${r} in ${JSON.stringify(routes)}`);
-    const dup = thrown(() => addRoute("10.202.0.0/16", "vt0"));
-    ok(dup instanceof InterfaceError);
+    const dup = assertThrows(() => addRoute("10.202.0.0/16", "vt0"), InterfaceError);
     strictEqual(dup.code, "EEXIST");
     deleteRoute("10.202.0.0/16", "vt0");
     deleteRoute("10.203.0.0/16", "vt0", "10.201.0.9");
@@ -158,7 +123,7 @@ const CASES: Record<string, () => Promise<void> | void> = {
     deleteRoute("10.209.0.0/24", "lo");
     routes = routesV4();
     deepStrictEqual(routes, ["10.201.0.0/24 vt0"], "only the connected route is left");
-    const gone = thrown(() => deleteRoute("10.202.0.0/16", "vt0"));
+    const gone = assertThrows(() => deleteRoute("10.202.0.0/16", "vt0"), Error);
     strictEqual(
       gone.message,
       "delete route 10.202.0.0/16 dev vt0: ioctl(SIOCDELRT) failed: ESRCH (No such process): no such route",
@@ -198,34 +163,33 @@ const CASES: Record<string, () => Promise<void> | void> = {
   },
 
   errors() {
-    const nodev = thrown(() => getInterfaceInfo("nope0"));
-    ok(nodev instanceof InterfaceError);
+    const nodev = assertThrows(() => getInterfaceInfo("nope0"), InterfaceError);
     strictEqual(nodev.code, "ENODEV");
     strictEqual(
       nodev.message,
       'read interface "nope0": ioctl(SIOCGIFINDEX) failed: ENODEV (No such device): no such network interface',
     );
     const tun = TunDevice.open("vt0");
-    const mtu = thrown(() => setInterfaceMtu("vt0", 20));
+    const mtu = assertThrows(() => setInterfaceMtu("vt0", 20), Error);
     strictEqual(mtu.message, 'set MTU 20 on "vt0": MTU must be an integer from 68 to 65535');
-    const addr = thrown(() => setInterfaceAddress("vt0", "10.0.0.300", 24));
+    const addr = assertThrows(() => setInterfaceAddress("vt0", "10.0.0.300", 24), Error);
     strictEqual(addr.message, 'set address 10.0.0.300/24 on "vt0": not an IPv4 address: "10.0.0.300"');
-    const len = thrown(() => setInterfaceAddress("vt0", "10.0.0.1", 33));
+    const len = assertThrows(() => setInterfaceAddress("vt0", "10.0.0.1", 33), Error);
     strictEqual(
       len.message,
       'set address 10.0.0.1/33 on "vt0": prefix length 33 is out of range for IPv4 (0..32)',
     );
-    const mixed = thrown(() => addRoute("fd00::/8", "vt0", "10.0.0.1"));
+    const mixed = assertThrows(() => addRoute("fd00::/8", "vt0", "10.0.0.1"), Error);
     strictEqual(
       mixed.message,
       "add route fd00::/8 dev vt0 via 10.0.0.1: gateway and destination are of different IP versions",
     );
-    const down = thrown(() => addRoute("10.9.0.0/16", "vt0"));
+    const down = assertThrows(() => addRoute("10.9.0.0/16", "vt0"), Error);
     strictEqual(
       down.message,
       "add route 10.9.0.0/16 dev vt0: ioctl(SIOCADDRT) failed: ENETDOWN (Network is down): the interface is down",
     );
-    const long = thrown(() => setInterfaceUp("a-name-too-long-x"));
+    const long = assertThrows(() => setInterfaceUp("a-name-too-long-x"), Error);
     strictEqual(
       long.message,
       'bring "a-name-too-long-x" up: interface name "a-name-too-long-x" is 17 bytes long; Linux allows at most 15',
@@ -235,19 +199,13 @@ const CASES: Record<string, () => Promise<void> | void> = {
 };
 
 Deno.test("interface: IPv4 address, netmask, MTU and UP read back from the kernel", () =>
-  inNetns("ipv4Readback"));
-Deno.test("interface: IPv6 address set on a TUN is visible", () => inNetns("ipv6Address"));
+  runInNetns("ipv4Readback"));
+Deno.test("interface: IPv6 address set on a TUN is visible", () => runInNetns("ipv6Address"));
 Deno.test("interface: IPv4 routes (on-link, via gateway, host) appear and disappear", () =>
-  inNetns("routesV4"));
-Deno.test("interface: IPv6 routes appear and disappear", () => inNetns("routesV6"));
+  runInNetns("routesV4"));
+Deno.test("interface: IPv6 routes appear and disappear", () => runInNetns("routesV6"));
 Deno.test("interface: defaultRouteV4 reads the default route from /proc/net/route", () =>
-  inNetns("defaultRoute"));
-Deno.test("interface: errors name the action, errno and a hint", () => inNetns("errors"));
+  runInNetns("defaultRoute"));
+Deno.test("interface: errors name the action, errno and a hint", () => runInNetns("errors"));
 
-const childCase = Deno.env.get(CASE_ENV);
-if (childCase !== undefined) {
-  const body = CASES[childCase];
-  if (!body) throw new Error(`unknown case ${childCase}`);
-  await body();
-  Deno.exit(0);
-}
+await serveChildCase(CASES);

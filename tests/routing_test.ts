@@ -12,76 +12,22 @@ import {
   setIpv6Forwarding,
 } from "../src/routing.ts";
 import { Cleanup, type CleanupFailure, installSignalCleanup } from "../src/cleanup.ts";
+import { childCases, firstLine, nsExec, serveChildCase } from "./netns/child_case.ts";
 
-const CASE_ENV = "VPN_FFI_TEST_CASE";
-const decoder = new TextDecoder();
-let nsCounter = 0;
 const natTool = findTool("nft") ? "nft" : findTool("iptables") ? "iptables" : null;
-
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${decoder.decode(out.stderr)}`);
-  return decoder.decode(out.stdout);
-}
-
-/** Run `body` with a fresh network namespace that is deleted afterwards, whatever happens. */
-async function withNetns(body: (ns: string) => Promise<void>): Promise<void> {
-  const ns = `vpnr${Deno.pid}_${nsCounter++}`;
-  await sh("ip", ["netns", "add", ns]);
-  try {
-    await body(ns);
-  } finally {
-    await sh("ip", ["netns", "del", ns]);
-  }
-}
-
-function spawnCase(ns: string, name: string): Deno.ChildProcess {
-  return new Deno.Command("ip", {
-    args: ["netns", "exec", ns, Deno.execPath(), "run", "-A", import.meta.filename!],
-    env: { [CASE_ENV]: name },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
-
-async function runCase(ns: string, name: string): Promise<string> {
-  const out = await spawnCase(ns, name).output();
-  if (!out.success) throw new Error(`case ${name} exited ${out.code}:\n${decoder.decode(out.stderr)}`);
-  return decoder.decode(out.stdout);
-}
-
-/** Run a command inside `ns` (inspection only) and return its stdout. */
-const inNs = (ns: string, ...cmd: string[]) => sh("ip", ["netns", "exec", ns, ...cmd]);
-
-/** Read stdout up to the first newline, within a deadline. */
-async function firstLine(child: Deno.ChildProcess, timeoutMs: number): Promise<string> {
-  const reader = child.stdout.getReader();
-  let text = "";
-  const timer = setTimeout(() => reader.cancel(), timeoutMs);
-  try {
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value);
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-  }
-  return text.split("\n")[0];
-}
+const { withNetns, spawnCase, runInNetns } = childCases(import.meta.filename!, "vpnr");
 
 /** Everything the daemon case changes, as seen from inside the namespace. */
 async function hostState(ns: string) {
   return {
-    forwarding: (await inNs(ns, "cat", "/proc/sys/net/ipv4/conf/all/forwarding")).trim(),
-    route: (await inNs(ns, "ip", "route", "show", "10.209.0.0/24")).trim(),
-    route6: (await inNs(ns, "ip", "-6", "route", "show", "fd00:209::/64")).trim(),
-    tun: (await inNs(ns, "ls", "/sys/class/net")).split(/\s+/).includes("vt0"),
+    forwarding: (await nsExec(ns, "cat", "/proc/sys/net/ipv4/conf/all/forwarding")).trim(),
+    route: (await nsExec(ns, "ip", "route", "show", "10.209.0.0/24")).trim(),
+    route6: (await nsExec(ns, "ip", "-6", "route", "show", "fd00:209::/64")).trim(),
+    tun: (await nsExec(ns, "ls", "/sys/class/net")).split(/\s+/).includes("vt0"),
     nat: natTool === "nft"
-      ? (await inNs(ns, "nft", "list", "tables")).includes("vpn_")
+      ? (await nsExec(ns, "nft", "list", "tables")).includes("vpn_")
       : natTool === "iptables"
-      ? (await inNs(ns, "iptables", "-t", "nat", "-S", "POSTROUTING")).includes("MASQUERADE")
+      ? (await nsExec(ns, "iptables", "-t", "nat", "-S", "POSTROUTING")).includes("MASQUERADE")
       : false,
   };
 }
@@ -212,14 +158,14 @@ async function daemon() {
 // ---- tests (parent) ----
 
 Deno.test("routing: IPv4/IPv6 forwarding set, previous value returned and restorable", () =>
-  withNetns((ns) => runCase(ns, "forwarding").then(() => {})));
+  runInNetns("forwarding"));
 
 Deno.test({
   name: `routing: masquerade added, visible, removed exactly (${
     natTool ?? "SKIPPED: neither nft nor iptables installed"
   })`,
   ignore: natTool === null,
-  fn: () => withNetns((ns) => runCase(ns, "nat").then(() => {})),
+  fn: () => runInNetns("nat"),
 });
 
 Deno.test("cleanup: SIGTERM undoes routes, NAT, forwarding and removes the TUN; exit 0", () =>
@@ -257,10 +203,4 @@ Deno.test("cleanup: runs steps newest first, each once, collecting failures", as
   deepStrictEqual(ran, ["c", "b", "a", "d"], "steps added later run on the next call");
 });
 
-const childCase = Deno.env.get(CASE_ENV);
-if (childCase !== undefined) {
-  const body = CASES[childCase];
-  if (!body) throw new Error(`unknown case ${childCase}`);
-  await body();
-  if (!childCase.startsWith("daemon")) Deno.exit(0);
-}
+await serveChildCase(CASES, (name) => name.startsWith("daemon"));

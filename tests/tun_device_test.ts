@@ -4,75 +4,11 @@
 import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
 import { TunDevice, TunError } from "../ffi/tun_device.ts";
 import { getInterfaceInfo, setInterfaceAddress, setInterfaceMtu, setInterfaceUp } from "../ffi/interface.ts";
+import { assertThrows } from "./assert.ts";
+import { childCases, firstLine, nsExec, serveChildCase } from "./netns/child_case.ts";
 
-const CASE_ENV = "VPN_FFI_TEST_CASE";
 const decoder = new TextDecoder();
-let nsCounter = 0;
-
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${decoder.decode(out.stderr)}`);
-  return decoder.decode(out.stdout);
-}
-
-/** Run `body` with a fresh network namespace that is deleted afterwards, whatever happens. */
-async function withNetns(body: (ns: string) => Promise<void>): Promise<void> {
-  const ns = `vpnt${Deno.pid}_${nsCounter++}`;
-  await sh("ip", ["netns", "add", ns]);
-  try {
-    await body(ns);
-  } finally {
-    await sh("ip", ["netns", "del", ns]);
-  }
-}
-
-/** Start the case `name` of this file inside `ns` (optionally behind a wrapper such as setpriv). */
-function spawnCase(ns: string, name: string, wrap: string[] = [], stdin = false): Deno.ChildProcess {
-  return new Deno.Command("ip", {
-    args: ["netns", "exec", ns, ...wrap, Deno.execPath(), "run", "-A", import.meta.filename!],
-    env: { [CASE_ENV]: name },
-    stdin: stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
-
-/** Run a case to completion; throws with its stderr unless it exits 0. Returns its stdout. */
-async function runCase(ns: string, name: string, wrap: string[] = []): Promise<string> {
-  const out = await spawnCase(ns, name, wrap).output();
-  const stderr = decoder.decode(out.stderr);
-  if (!out.success) throw new Error(`case ${name} exited ${out.code}:\n${stderr}`);
-  return decoder.decode(out.stdout);
-}
-
-/** Read the first line a child prints (its "ready" signal), with a deadline. */
-async function firstLine(child: Deno.ChildProcess, timeoutMs: number): Promise<string> {
-  const reader = child.stdout.getReader();
-  let text = "";
-  const timer = setTimeout(() => reader.cancel(), timeoutMs);
-  try {
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value);
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-  }
-  return text.split("\n")[0];
-}
-
-/** The error `fn` throws; fails the test if it returns normally. */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    ok(e instanceof Error);
-    return e;
-  }
-  throw new Error("expected an error, but the call succeeded");
-}
+const { withNetns, spawnCase, runCase, runInNetns } = childCases(import.meta.filename!, "vpnt");
 
 function exists(path: string): boolean {
   try {
@@ -204,8 +140,7 @@ const CASES: Record<string, () => Promise<void> | void> = {
   },
 
   busy() {
-    const err = thrown(() => TunDevice.open("vt0"));
-    ok(err instanceof TunError);
+    const err = assertThrows(() => TunDevice.open("vt0"), TunError);
     strictEqual(err.code, "EBUSY");
     strictEqual(
       err.message,
@@ -218,8 +153,7 @@ const CASES: Record<string, () => Promise<void> | void> = {
     // The test must not pass vacuously: this process really lacks CAP_NET_ADMIN (bit 12).
     const capEff = Deno.readTextFileSync("/proc/self/status").match(/^CapEff:\s*([0-9a-f]+)$/m)![1];
     strictEqual(BigInt(`0x${capEff}`) & (1n << 12n), 0n, "CAP_NET_ADMIN was dropped");
-    const err = thrown(() => TunDevice.open("vt9"));
-    ok(err instanceof TunError, String(err));
+    const err = assertThrows(() => TunDevice.open("vt9"), TunError);
     strictEqual(err.code, "EPERM");
     strictEqual(
       err.message,
@@ -237,10 +171,10 @@ Deno.test("TunDevice: chosen name; address, netmask, MTU and UP as the kernel re
   await withNetns(async (ns) => {
     await runCase(ns, "readback");
     // Cross-check with iproute2 as an independent reader (inspection only).
-    const child = spawnCase(ns, "hold", [], true);
+    const child = spawnCase(ns, "hold", { stdin: true });
     try {
       strictEqual(await firstLine(child, 5000), "ready");
-      await sh("ip", ["netns", "exec", ns, "ip", "link", "show", "vt0"]);
+      await nsExec(ns, "ip", "link", "show", "vt0");
     } finally {
       await child.stdin.close();
       await child.output();
@@ -249,24 +183,24 @@ Deno.test("TunDevice: chosen name; address, netmask, MTU and UP as the kernel re
 });
 
 Deno.test("TunDevice: kernel-chosen names are tunN and distinct", async () => {
-  await withNetns((ns) => runCase(ns, "kernelName").then(() => {}));
+  await runInNetns("kernelName");
 });
 
 Deno.test("TunDevice: ping into the TUN subnet is read as ICMP and answered through write", async () => {
-  await withNetns((ns) => runCase(ns, "ping").then(() => {}));
+  await runInNetns("ping");
 });
 
 Deno.test("TunDevice: write on a down device returns false; empty read returns 0", async () => {
-  await withNetns((ns) => runCase(ns, "writeWhenDown").then(() => {}));
+  await runInNetns("writeWhenDown");
 });
 
 Deno.test("TunDevice: close wakes a pending waitReadable and removes the device", async () => {
-  await withNetns((ns) => runCase(ns, "closeWakesReader").then(() => {}));
+  await runInNetns("closeWakesReader");
 });
 
 Deno.test("TunDevice: name in use by another process gives EBUSY with its hint", async () => {
   await withNetns(async (ns) => {
-    const holder = spawnCase(ns, "hold", [], true);
+    const holder = spawnCase(ns, "hold", { stdin: true });
     try {
       strictEqual(await firstLine(holder, 5000), "ready");
       await runCase(ns, "busy");
@@ -279,14 +213,13 @@ Deno.test("TunDevice: name in use by another process gives EBUSY with its hint",
 });
 
 Deno.test("TunDevice: without CAP_NET_ADMIN the error says to run as root or with the capability", async () => {
-  await withNetns(async (ns) => {
-    await runCase(ns, "noPermission", ["setpriv", "--inh-caps=-all", "--bounding-set=-net_admin", "--"]);
+  await runInNetns("noPermission", {
+    wrap: ["setpriv", "--inh-caps=-all", "--bounding-set=-net_admin", "--"],
   });
 });
 
 Deno.test("TunDevice: a name longer than 15 bytes is refused before any syscall", () => {
-  const e = thrown(() => TunDevice.open("a-name-too-long-x"));
-  ok(e instanceof TunError);
+  const e = assertThrows(() => TunDevice.open("a-name-too-long-x"), TunError);
   strictEqual(e.code, "EINVAL");
   strictEqual(
     e.message,
@@ -297,10 +230,4 @@ Deno.test("TunDevice: a name longer than 15 bytes is refused before any syscall"
   throws(() => TunDevice.open("bad/name"), /contains/);
 });
 
-const childCase = Deno.env.get(CASE_ENV);
-if (childCase !== undefined) {
-  const body = CASES[childCase];
-  if (!body) throw new Error(`unknown case ${childCase}`);
-  await body();
-  Deno.exit(0);
-}
+await serveChildCase(CASES);

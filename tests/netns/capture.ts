@@ -2,7 +2,7 @@
  * Packet capture inside a test host, so a test can prove what does (or does not) cross the wire.
  * Uses tcpdump when installed, else a python3 AF_PACKET socket (which ignores the filter).
  */
-import type { HostProcess, SpawnOptions } from "./process.ts";
+import type { HostProcess, SpawnHost } from "./process.ts";
 
 /** Which capture program to use: "auto" picks tcpdump if it is installed, else python. */
 export type CaptureTool = "auto" | "tcpdump" | "python";
@@ -13,12 +13,6 @@ export class CaptureError extends Error {
     super(message);
     this.name = "CaptureError";
   }
-}
-
-/** What a capture needs from its host (a structural view of `Host`). */
-export interface CaptureHost {
-  readonly name: string;
-  spawn(cmd: string[], opts?: SpawnOptions): HostProcess;
 }
 
 // Raw frames from every interface (ETH_P_ALL = 3), each appended to the file as it arrives.
@@ -109,7 +103,7 @@ export class Capture {
 
   /** Starts capturing on every interface of `host` and resolves once the program is listening. */
   static async start(
-    host: CaptureHost,
+    host: SpawnHost,
     file: string,
     filter: string,
     maxMs: number,

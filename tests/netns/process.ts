@@ -25,6 +25,12 @@ export interface SpawnOptions {
   stdin?: boolean;
 }
 
+/** What helpers need from a test host: a name and a way to start processes (a structural view of `Host`). */
+export interface SpawnHost {
+  readonly name: string;
+  spawn(cmd: string[], opts?: SpawnOptions): HostProcess;
+}
+
 type Waiter = { re: RegExp; resolve: (m: RegExpMatchArray) => void; reject: (e: Error) => void };
 
 // How long output pipes may stay open after the process itself exited (a grandchild may hold them).

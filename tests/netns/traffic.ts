@@ -2,7 +2,7 @@
  * Traffic between test hosts, driven by `traffic_tool.ts` running inside each host's namespace:
  * a TCP transfer whose checksums the test compares, and a bounded UDP blast for fuzz tests.
  */
-import type { HostProcess, SpawnOptions } from "./process.ts";
+import type { HostProcess, SpawnHost } from "./process.ts";
 
 /** Raised when a transfer cannot complete; the message carries both sides' output. */
 export class TrafficError extends Error {
@@ -10,12 +10,6 @@ export class TrafficError extends Error {
     super(message);
     this.name = "TrafficError";
   }
-}
-
-/** What traffic needs from a host (a structural view of `Host`). */
-export interface TrafficHost {
-  readonly name: string;
-  spawn(cmd: string[], opts?: SpawnOptions): HostProcess;
 }
 
 /** Result of {@link tcpTransfer}: equal checksums and byte counts mean the data arrived intact. */
@@ -52,8 +46,8 @@ function toolCmd(...args: string[]): string[] {
 
 /** Sends `bytes` random bytes over TCP from `from` to `toAddress` (an address of `to`); returns checksums. */
 export async function tcpTransfer(
-  from: TrafficHost,
-  to: TrafficHost,
+  from: SpawnHost,
+  to: SpawnHost,
   toAddress: string,
   bytes: number,
   opts: TransferOptions = {},
@@ -97,7 +91,7 @@ export async function tcpTransfer(
  * `maxCount` datagrams, or when the source ends, whichever comes first. Datagrams over 65507 bytes are cut.
  */
 export async function udpBlast(
-  from: TrafficHost,
+  from: SpawnHost,
   address: string,
   port: number,
   datagrams: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,

@@ -301,6 +301,12 @@ export async function withVpnLab(
   }
 }
 
+/** Limits `host`'s uplink to `rate` (tc syntax, e.g. "8mbit") with a token bucket, to make transfers last. */
+export async function throttle(host: Host, rate: string): Promise<void> {
+  const tbf = ["rate", rate, "burst", "32kb", "latency", "400ms"];
+  await host.runOk(["tc", "qdisc", "add", "dev", host.iface, "root", "tbf", ...tbf]);
+}
+
 /** Resolves once `probe` returns true, polling every `everyMs`; false after `timeoutMs`. */
 export async function eventually(probe: () => Promise<boolean>, timeoutMs: number, everyMs = 100) {
   const deadline = Date.now() + timeoutMs;
