@@ -92,11 +92,3 @@ function strerror(code: number): string {
   const p = libc.strerror(code);
   return p ? new Deno.UnsafePointerView(p).getCString() : `errno ${code}`;
 }
-
-/** A NUL-terminated C string in a fresh buffer. */
-export function cString(s: string): Uint8Array<ArrayBuffer> {
-  const bytes = new TextEncoder().encode(s);
-  const out = new Uint8Array(bytes.length + 1);
-  out.set(bytes);
-  return out;
-}

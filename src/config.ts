@@ -7,6 +7,7 @@ import { ConfigError } from "./config_error.ts";
 import { ConfigFile } from "./config_file.ts";
 import { type HostPort, parseHostPort, parsePort } from "./host_port.ts";
 import { KeyError, keyFromBase64, type KeySource, readKeyFile } from "./key_file.ts";
+import { DEFAULT_KEEPALIVE_SECONDS, DEFAULT_MTU } from "./constants.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 export { ConfigError } from "./config_error.ts";
@@ -62,14 +63,14 @@ export interface ClientOptions {
 }
 
 /** Built-in defaults (the design's classic setup). */
-export const DEFAULTS = {
+const DEFAULTS = {
   listen: "[::]:51820",
   port: 51820,
   tun: "vpn0",
   serverAddress: "10.0.0.1/24",
-  mtu: 1420,
+  mtu: DEFAULT_MTU,
   keyFile: "/etc/vpn/vpn.key",
-  keepalive: 25,
+  keepalive: DEFAULT_KEEPALIVE_SECONDS,
   logLevel: "info" as LogLevel,
 } as const;
 

@@ -31,8 +31,6 @@ export const DATA_HEADER_LENGTH = 13;
 export const DATA_OVERHEAD = DATA_HEADER_LENGTH + TAG_LENGTH;
 /** Largest UDP payload accepted or produced (IPv4 limit). */
 export const MAX_DATAGRAM_LENGTH = 65507;
-/** Largest inner packet a data message can carry. */
-export const MAX_PLAINTEXT_LENGTH = MAX_DATAGRAM_LENGTH - DATA_OVERHEAD;
 
 /** Sealed part of an initiation: timestamp (8) + address family (1) + address (16). */
 export const INITIATION_PAYLOAD_LENGTH = 25;
@@ -49,8 +47,6 @@ export const RESPONSE_LENGTH = RESPONSE_HEADER_LENGTH + RESPONSE_PAYLOAD_LENGTH 
 
 /** Default tunnel MTU: IPv6 (40) + UDP (8) + data overhead (29) + 1420 <= 1500. */
 export const DEFAULT_MTU = 1420;
-/** Smallest MTU a response may carry (IPv6 minimum). */
-export const MIN_MTU = 1280;
 /** Default keepalive interval announced by the server. */
 export const DEFAULT_KEEPALIVE_SECONDS = 25;
 

@@ -3,9 +3,7 @@
  * Key files are created 0600 and refused when group or others can read them.
  */
 import { encodeBase64 } from "./base64.ts";
-
-/** Length of a configured key in bytes. */
-export const KEY_BYTES = 32;
+import { KEY_LENGTH } from "./constants.ts";
 
 /** A key that cannot be used: says where it came from and what is wrong. */
 export class KeyError extends Error {
@@ -17,7 +15,7 @@ export class KeyError extends Error {
 
 /** A new random key. */
 export function generateKey(): Uint8Array<ArrayBuffer> {
-  return crypto.getRandomValues(new Uint8Array(KEY_BYTES));
+  return crypto.getRandomValues(new Uint8Array(KEY_LENGTH));
 }
 
 /** The key's text form: 44 characters of standard base64. */
@@ -35,8 +33,8 @@ export function keyFromBase64(text: string, source: string): Uint8Array<ArrayBuf
     );
   }
   const bin = atob(t);
-  const out = new Uint8Array(KEY_BYTES);
-  for (let i = 0; i < KEY_BYTES; i++) out[i] = bin.charCodeAt(i);
+  const out = new Uint8Array(KEY_LENGTH);
+  for (let i = 0; i < KEY_LENGTH; i++) out[i] = bin.charCodeAt(i);
   return out;
 }
 

@@ -15,16 +15,12 @@ const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 /** Field values a log line may carry. */
 export type LogFields = Record<string, string | number | boolean | bigint | undefined | null>;
 
-/** Where log lines go; tests swap it to capture output. */
-export type LogSink = (line: string) => void;
-
 const encoder = new TextEncoder();
-const stderrSink: LogSink = (line) => {
+function write(line: string): void {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
-};
+}
 
 let threshold = RANK.info;
-let sink: LogSink = stderrSink;
 
 /** True when debug lines are printed: check it before building per-packet fields. */
 export let debugEnabled = false;
@@ -33,13 +29,6 @@ export let debugEnabled = false;
 export function setLogLevel(level: LogLevel): void {
   threshold = RANK[level];
   debugEnabled = threshold === RANK.debug;
-}
-
-/** Send log lines somewhere else (null restores stderr). Returns the previous sink. */
-export function setLogSink(next: LogSink | null): LogSink {
-  const prev = sink;
-  sink = next ?? stderrSink;
-  return prev;
 }
 
 function formatValue(v: string | number | boolean | bigint): string {
@@ -56,7 +45,7 @@ function emit(level: LogLevel, message: string, fields?: LogFields): void {
       line += ` ${k}=${formatValue(v)}`;
     }
   }
-  sink(line);
+  write(line);
 }
 
 /** The project's logger. */

@@ -207,9 +207,6 @@ export class Session {
   }
 }
 
-/** Bytes before the plaintext in a datagram buffer (the data header). */
-export const PLAINTEXT_OFFSET = DATA_HEADER_LENGTH;
-
 /**
  * The sessions of one peer across rekeys. The initiator switches to a new session as soon as the
  * response arrives (it should then send a keepalive); the responder holds its new session as `next`
