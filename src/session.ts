@@ -8,7 +8,6 @@
  */
 import type { AeadBackend, PacketAead } from "./aead.ts";
 import {
-  DATA_HEADER_LENGTH,
   DATA_OVERHEAD,
   REJECT_AFTER_MESSAGES,
   REJECT_AFTER_TIME_MS,
