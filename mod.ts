@@ -8,12 +8,12 @@
 import { main } from "./src/cli.ts";
 
 export { main } from "./src/cli.ts";
-export { ConfigError, loadClientOptions, loadServerOptions } from "./src/config.ts";
-export type { ClientOptions, PeerOptions, ServerOptions } from "./src/config.ts";
-export { runServer } from "./src/server.ts";
-export { runClient } from "./src/client.ts";
-export { fetchStatus } from "./src/status.ts";
-export type { StatusReport } from "./src/status_report.ts";
+export { ConfigError, loadClientOptions, loadServerOptions } from "./src/config/config.ts";
+export type { ClientOptions, PeerOptions, ServerOptions } from "./src/config/config.ts";
+export { runServer } from "./src/roles/server.ts";
+export { runClient } from "./src/roles/client.ts";
+export { fetchStatus } from "./src/ops/status.ts";
+export type { StatusReport } from "./src/ops/status_report.ts";
 export {
   createKeyFile,
   generateKey,
@@ -21,22 +21,23 @@ export {
   keyFromBase64,
   keyToBase64,
   readKeyFile,
-} from "./src/key_file.ts";
-export { deriveHandshakeKey, deriveSessionKeys } from "./src/keys.ts";
-export type { HandshakeKey, SessionKeys } from "./src/keys.ts";
+} from "./src/config/key_file.ts";
+export { deriveHandshakeKey, deriveSessionKeys } from "./src/protocol/keys.ts";
+export type { HandshakeKey, SessionKeys } from "./src/protocol/keys.ts";
 export {
   createInitiation,
   InitiationClock,
   PendingInitiation,
   randomIndex,
   Responder,
-} from "./src/handshake.ts";
-export type { HandshakeResult, OpenedInitiation } from "./src/handshake.ts";
-export { PeerSessions, Session } from "./src/session.ts";
-export { ReplayWindow } from "./src/replay_window.ts";
-export { AeadUnavailableError, selectAeadBackend } from "./src/aead.ts";
-export type { AeadBackend, AeadChoice, PacketAead } from "./src/aead.ts";
-export type { AssignedParams, DropReason } from "./src/wire.ts";
+} from "./src/protocol/handshake.ts";
+export type { HandshakeResult, OpenedInitiation } from "./src/protocol/handshake.ts";
+export { PeerSessions, Session } from "./src/protocol/session.ts";
+export { ReplayWindow } from "./src/protocol/replay_window.ts";
+export { AeadUnavailableError, selectAeadBackend } from "./src/dataplane/aead_select.ts";
+export type { AeadChoice } from "./src/dataplane/aead_select.ts";
+export type { AeadBackend, PacketAead } from "./src/protocol/aead.ts";
+export type { AssignedParams, DropReason } from "./src/protocol/wire.ts";
 export { VERSION } from "./src/version.ts";
 
 if (import.meta.main) {

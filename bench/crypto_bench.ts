@@ -8,8 +8,9 @@
  * included in the figure) because opening decrypts in place.
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import { type AeadBackend, type PacketAead, selectAeadBackend } from "../src/aead.ts";
-import { Session } from "../src/session.ts";
+import type { AeadBackend, PacketAead } from "../src/protocol/aead.ts";
+import { selectAeadBackend } from "../src/dataplane/aead_select.ts";
+import { Session } from "../src/protocol/session.ts";
 
 const SECONDS = Number(Deno.args.find((a) => /^[\d.]+$/.test(a)) ?? 1);
 const JSON_OUT = Deno.args.includes("--json");

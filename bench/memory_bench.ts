@@ -9,13 +9,18 @@
  * timeout, and the namespaces and processes are removed on the way out.
  */
 import { createNetwork } from "../tests/netns/hosts.ts";
-import { DATA_OVERHEAD, MSG_DATA, MSG_RESPONSE } from "../src/constants.ts";
-import { createInitiation, InitiationClock, type PendingInitiation, randomIndex } from "../src/handshake.ts";
-import { readKeyFile } from "../src/key_file.ts";
-import { deriveHandshakeKey, type HandshakeKey } from "../src/keys.ts";
-import { selectAeadBackend } from "../src/aead.ts";
-import { Session } from "../src/session.ts";
-import { readU32 } from "../src/wire.ts";
+import { DATA_OVERHEAD, MSG_DATA, MSG_RESPONSE } from "../src/protocol/constants.ts";
+import {
+  createInitiation,
+  InitiationClock,
+  type PendingInitiation,
+  randomIndex,
+} from "../src/protocol/handshake.ts";
+import { readKeyFile } from "../src/config/key_file.ts";
+import { deriveHandshakeKey, type HandshakeKey } from "../src/protocol/keys.ts";
+import { selectAeadBackend } from "../src/dataplane/aead_select.ts";
+import { Session } from "../src/protocol/session.ts";
+import { readU32 } from "../src/protocol/wire.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const SERVER_OVERLAY = "10.9.0.1";

@@ -15,7 +15,7 @@ import { createNetwork } from "../tests/netns/hosts.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const TUNNEL_BENCH = new URL("../../shared/bench/tunnel-bench", import.meta.url).pathname;
-const REFERENCE_MODES = ["direct", "wireguard-go", "openvpn-gcm"];
+const REFERENCE_MODES = ["direct", "wireguard-go", "wireguard-go-current", "openvpn-gcm"];
 const ALL_MODES = [...REFERENCE_MODES, "custom"];
 /** Tools each mode needs besides what tunnel-bench checks itself. */
 const TOOLS: Record<string, string[]> = {

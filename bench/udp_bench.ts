@@ -5,13 +5,9 @@
  *
  * Run: deno run -A bench/udp_bench.ts [--secs 2] [--json]
  */
-import {
-  DatagramBatch,
-  type DatagramKind,
-  type DatagramSocket,
-  openDatagramSocket,
-} from "../src/datagram.ts";
-import { copyEndpoint, endpointFromParts } from "../src/endpoint.ts";
+import { DatagramBatch, type DatagramKind, type DatagramSocket } from "../src/dataplane/datagram.ts";
+import { openDatagramSocket } from "../src/dataplane/datagram_select.ts";
+import { copyEndpoint, endpointFromParts } from "../src/net/endpoint.ts";
 
 const BATCH = 64;
 const MAX_DATAGRAMS = 4_000_000;

@@ -17,8 +17,8 @@ import {
   rtentry,
   view,
 } from "./ifreq.ts";
-import { checkPrefixLength, networkOf, prefixMask, requireCidr } from "../src/cidr.ts";
-import { formatIp, requireIp } from "../src/ip_address.ts";
+import { checkPrefixLength, networkOf, prefixMask, requireCidr } from "../src/net/cidr.ts";
+import { formatIp, requireIp } from "../src/net/ip_address.ts";
 
 const SIOCADDRT = 0x890bn;
 const SIOCDELRT = 0x890cn;

@@ -8,7 +8,7 @@
  * buffer and cached in a WeakMap, so steady-state packets allocate nothing. The tag goes through a
  * 16-byte scratch buffer for the same reason. The library is opened lazily, on first backend creation.
  */
-import type { AeadBackend, PacketAead } from "../src/aead.ts";
+import type { AeadBackend, PacketAead } from "../src/protocol/aead.ts";
 
 const SYMBOLS = {
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },

@@ -1,12 +1,12 @@
 /** The `vpn` command line: `vpn <command> [flags]`. */
 import { parseArgs } from "node:util";
-import { type Flags, loadClientOptions, loadServerOptions } from "./config.ts";
-import { ConfigError } from "./config_error.ts";
-import { generateKey, KeyError, keyToBase64 } from "./key_file.ts";
+import { type Flags, loadClientOptions, loadServerOptions } from "./config/config.ts";
+import { ConfigError } from "./config/config_error.ts";
+import { generateKey, KeyError, keyToBase64 } from "./config/key_file.ts";
 import { VERSION } from "./version.ts";
-import { runServer } from "./server.ts";
-import { runClient } from "./client.ts";
-import { runStatus } from "./status.ts";
+import { runServer } from "./roles/server.ts";
+import { runClient } from "./roles/client.ts";
+import { runStatus } from "./ops/status.ts";
 
 type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
 

@@ -4,8 +4,9 @@ import {
   ok as assert,
   rejects,
 } from "node:assert/strict";
-import { type AeadBackend, AeadUnavailableError, type PacketAead, selectAeadBackend } from "../src/aead.ts";
-import { createWebCryptoBackend } from "../src/aead_webcrypto.ts";
+import type { AeadBackend, PacketAead } from "../src/protocol/aead.ts";
+import { AeadUnavailableError, selectAeadBackend } from "../src/dataplane/aead_select.ts";
+import { createWebCryptoBackend } from "../src/dataplane/aead_webcrypto.ts";
 
 const openssl = (await selectAeadBackend("openssl")).backend;
 const webcrypto = (await selectAeadBackend("webcrypto")).backend;
@@ -147,7 +148,10 @@ Deno.test("buffers that are views into a larger arena work (byteOffset != 0)", a
 
 Deno.test("explicit openssl without FFI permission is a typed error; auto falls back", async () => {
   const code = `
-    import { selectAeadBackend, AeadUnavailableError } from "${new URL("../src/aead.ts", import.meta.url)}";
+    import { selectAeadBackend, AeadUnavailableError } from "${new URL(
+    "../src/dataplane/aead_select.ts",
+    import.meta.url,
+  )}";
     const auto = await selectAeadBackend("auto");
     let typed = false;
     try { await selectAeadBackend("openssl"); } catch (e) { typed = e instanceof AeadUnavailableError; }

@@ -10,7 +10,7 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { createNetwork, denoBin } from "./netns/hosts.ts";
 import { VERSION } from "../src/version.ts";
-import type { StatusReport } from "../src/status_report.ts";
+import type { StatusReport } from "../src/ops/status_report.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const COMPILE_TIMEOUT_MS = 90_000;

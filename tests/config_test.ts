@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
-import { ConfigError, loadClientOptions, loadServerOptions } from "../src/config.ts";
-import { formatCidr } from "../src/cidr.ts";
-import { keyToBase64 } from "../src/key_file.ts";
+import { ConfigError, loadClientOptions, loadServerOptions } from "../src/config/config.ts";
+import { formatCidr } from "../src/net/cidr.ts";
+import { keyToBase64 } from "../src/config/key_file.ts";
 
 const KEY_A = "kOLM0yzVssSAT2Q+KcHxm4s7T7nURwNPejZs45o0j0I=";
 const KEY_B = "+Bz8pHlEJSjYpiTBYkjuGC7fuEB1harWcH7z9DUMl3I=";

@@ -4,9 +4,8 @@ import {
   DatagramError,
   type DatagramKind,
   type DatagramSocket,
-  openDatagramSocket,
-  wildcardAddressFor,
-} from "../src/datagram.ts";
+} from "../src/dataplane/datagram.ts";
+import { openDatagramSocket, wildcardAddressFor } from "../src/dataplane/datagram_select.ts";
 import {
   copyEndpoint,
   type Endpoint,
@@ -16,7 +15,7 @@ import {
   endpointIsV4,
   endpointToString,
   resolveEndpoint,
-} from "../src/endpoint.ts";
+} from "../src/net/endpoint.ts";
 
 /** `throws` plus a check that the message mentions `part`. */
 function assertThrows<E extends Error>(fn: () => unknown, type: new (...a: never[]) => E, part = ""): E {
@@ -384,7 +383,7 @@ Deno.test("datagram auto: batched with FFI, deno with the reason without --allow
   socket.close();
   assertEquals(socket.kind, "batched");
   assertEquals(fallbackReason, undefined);
-  const url = new URL("../src/datagram.ts", import.meta.url).href;
+  const url = new URL("../src/dataplane/datagram_select.ts", import.meta.url).href;
   const code = `const m = await import(${JSON.stringify(url)});
     const r = await m.openDatagramSocket({ kind: "auto", hostname: "127.0.0.1", port: 0 });
     r.socket.close();

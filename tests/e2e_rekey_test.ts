@@ -4,8 +4,8 @@
  * This test takes about two and a half minutes: it is the price of not shortening the protocol's timers.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import type { StatusReport } from "../src/status_report.ts";
-import { REKEY_AFTER_TIME_MS } from "../src/constants.ts";
+import type { StatusReport } from "../src/ops/status_report.ts";
+import { REKEY_AFTER_TIME_MS } from "../src/protocol/constants.ts";
 import { throttle, withVpnLab } from "./netns/vpn.ts";
 
 function totalDrops(st: StatusReport): number {

@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
 import type { Capture, TransferResult } from "./netns/hosts.ts";
-import type { StatusReport } from "../src/status_report.ts";
+import type { StatusReport } from "../src/ops/status_report.ts";
 import {
   type CapturedUdp,
   eventually,

@@ -1,6 +1,7 @@
 import { deepEqual as assertDeepEquals, equal as assertEquals, ok as assert } from "node:assert/strict";
-import { type AeadBackend, selectAeadBackend } from "../src/aead.ts";
-import { INITIATION_LENGTH, REKEY_GRACE_MS } from "../src/constants.ts";
+import type { AeadBackend } from "../src/protocol/aead.ts";
+import { selectAeadBackend } from "../src/dataplane/aead_select.ts";
+import { INITIATION_LENGTH, REKEY_GRACE_MS } from "../src/protocol/constants.ts";
 import {
   type ClientHandshake,
   createInitiation,
@@ -9,11 +10,11 @@ import {
   randomIndex,
   Responder,
   type ServerHandshake,
-} from "../src/handshake.ts";
-import { generateKey } from "../src/key_file.ts";
-import { deriveHandshakeKey, type HandshakeKey } from "../src/keys.ts";
-import { PeerSessions, Session } from "../src/session.ts";
-import type { AssignedParams } from "../src/wire.ts";
+} from "../src/protocol/handshake.ts";
+import { generateKey } from "../src/config/key_file.ts";
+import { deriveHandshakeKey, type HandshakeKey } from "../src/protocol/keys.ts";
+import { PeerSessions, Session } from "../src/protocol/session.ts";
+import type { AssignedParams } from "../src/protocol/wire.ts";
 
 const backends: AeadBackend[] = [
   (await selectAeadBackend("openssl")).backend,

@@ -14,7 +14,7 @@ import {
   setInterfaceMtu,
   setInterfaceUp,
 } from "../ffi/interface.ts";
-import { formatIp } from "../src/ip_address.ts";
+import { formatIp } from "../src/net/ip_address.ts";
 import { assertThrows } from "./assert.ts";
 import { childCases, serveChildCase } from "./netns/child_case.ts";
 

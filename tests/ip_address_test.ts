@@ -8,7 +8,7 @@ import {
   parseIpv6,
   requireIp,
   withoutZone,
-} from "../src/ip_address.ts";
+} from "../src/net/ip_address.ts";
 import {
   checkPrefixLength,
   cidrContains,
@@ -17,8 +17,8 @@ import {
   parseCidr,
   prefixMask,
   requireCidr,
-} from "../src/cidr.ts";
-import { formatHostPort, parseHostPort, parsePort } from "../src/host_port.ts";
+} from "../src/net/cidr.ts";
+import { formatHostPort, parseHostPort, parsePort } from "../src/net/host_port.ts";
 
 /** The message `fn` throws as `AddressError`. */
 function addressError(fn: () => unknown): string {

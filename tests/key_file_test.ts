@@ -6,7 +6,7 @@ import {
   keyFromBase64,
   keyToBase64,
   readKeyFile,
-} from "../src/key_file.ts";
+} from "../src/config/key_file.ts";
 
 Deno.test("generated keys are 32 random bytes in 44 characters of base64", () => {
   const a = generateKey(), b = generateKey();

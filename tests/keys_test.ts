@@ -1,6 +1,6 @@
 import { equal as assertEquals, ok as assert, rejects } from "node:assert/strict";
-import { generateKey } from "../src/key_file.ts";
-import { deriveHandshakeKey, deriveSessionKeys } from "../src/keys.ts";
+import { generateKey } from "../src/config/key_file.ts";
+import { deriveHandshakeKey, deriveSessionKeys } from "../src/protocol/keys.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 

@@ -1,7 +1,7 @@
 /** SIGHUP reloads the peer list: peers that stay keep their sessions, removed ones lose the tunnel, new ones get in. */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { createNetwork, denoBin, type Host, type HostProcess } from "./netns/hosts.ts";
-import { generateKey, keyToBase64 } from "../src/key_file.ts";
+import { generateKey, keyToBase64 } from "../src/config/key_file.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
 

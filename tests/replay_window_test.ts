@@ -1,6 +1,6 @@
 import { equal as assertEquals, ok as assert } from "node:assert/strict";
-import { REPLAY_WINDOW_SIZE } from "../src/constants.ts";
-import { ReplayWindow } from "../src/replay_window.ts";
+import { REPLAY_WINDOW_SIZE } from "../src/protocol/constants.ts";
+import { ReplayWindow } from "../src/protocol/replay_window.ts";
 
 /** Reference model: a Set of seen counters and the highest one. */
 class ReferenceWindow {

@@ -10,8 +10,8 @@ import {
   type Masquerade,
   setIpv4Forwarding,
   setIpv6Forwarding,
-} from "../src/routing.ts";
-import { Cleanup, type CleanupFailure, installSignalCleanup } from "../src/cleanup.ts";
+} from "../src/host/routing.ts";
+import { Cleanup, type CleanupFailure, installSignalCleanup } from "../src/host/cleanup.ts";
 import { childCases, firstLine, nsExec, serveChildCase } from "./netns/child_case.ts";
 
 const natTool = findTool("nft") ? "nft" : findTool("iptables") ? "iptables" : null;

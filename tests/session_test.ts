@@ -1,13 +1,14 @@
 import { deepEqual as assertDeepEquals, equal as assertEquals, ok as assert } from "node:assert/strict";
-import { type AeadBackend, selectAeadBackend } from "../src/aead.ts";
+import type { AeadBackend } from "../src/protocol/aead.ts";
+import { selectAeadBackend } from "../src/dataplane/aead_select.ts";
 import {
   REJECT_AFTER_MESSAGES,
   REJECT_AFTER_TIME_MS,
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_TIME_MS,
   REKEY_GRACE_MS,
-} from "../src/constants.ts";
-import type { SessionKeys } from "../src/keys.ts";
+} from "../src/protocol/constants.ts";
+import type { SessionKeys } from "../src/protocol/keys.ts";
 import {
   DROP_AUTH,
   DROP_EXPIRED,
@@ -17,8 +18,8 @@ import {
   PeerSessions,
   REKEY_NEEDED,
   Session,
-} from "../src/session.ts";
-import { writeDataHeader } from "../src/wire.ts";
+} from "../src/protocol/session.ts";
+import { writeDataHeader } from "../src/protocol/wire.ts";
 
 const backends: AeadBackend[] = [
   (await selectAeadBackend("openssl")).backend,

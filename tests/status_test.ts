@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { createNetwork, denoBin, type Host, type HostProcess } from "./netns/hosts.ts";
-import type { PeerStatus, StatusReport } from "../src/status_report.ts";
+import type { PeerStatus, StatusReport } from "../src/ops/status_report.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MOD = `${ROOT}mod.ts`;

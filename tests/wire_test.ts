@@ -11,7 +11,7 @@ import {
   MSG_INITIATION,
   MSG_RESPONSE,
   RESPONSE_LENGTH,
-} from "../src/constants.ts";
+} from "../src/protocol/constants.ts";
 import {
   type AssignedParams,
   classify,
@@ -26,7 +26,7 @@ import {
   readCounter,
   readReceiverIndex,
   writeDataHeader,
-} from "../src/wire.ts";
+} from "../src/protocol/wire.ts";
 
 Deno.test("sizes: response smaller than initiation (no amplification)", () => {
   assertEquals(INITIATION_LENGTH, 99);

@@ -11,9 +11,9 @@
  * await net.host("c1").waitForPing(srv.overlay);
  * ```
  */
-import { formatIp } from "../../src/ip_address.ts";
+import { formatIp } from "../../src/net/ip_address.ts";
 import { createNetwork, type Host, type HostProcess, type Network, type NetworkOptions } from "./hosts.ts";
-import type { StatusReport } from "../../src/status_report.ts";
+import type { StatusReport } from "../../src/ops/status_report.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const MOD = `${ROOT}mod.ts`;

@@ -2,25 +2,35 @@
  * `vpn client`: handshakes with the server, configures the TUN device with the address it is given,
  * keeps the session fresh (rekey, keepalives, retries with backoff) and follows the server if it moves.
  */
-import { type Cidr, formatCidr, networkOf, parseCidr } from "./cidr.ts";
-import type { ClientOptions } from "./config.ts";
-import { MSG_RESPONSE, PASSIVE_KEEPALIVE_MS, REKEY_TIMEOUT_MS, UNANSWERED_TIMEOUT_MS } from "./constants.ts";
-import { wildcardAddressFor } from "./datagram.ts";
-import { endpointIsV4, endpointToString, resolveEndpoint } from "./endpoint.ts";
-import { createInitiation, InitiationClock, type PendingInitiation, randomIndex } from "./handshake.ts";
-import { formatHostPort } from "./host_port.ts";
-import { addDefaultRoute, addTunnelRoute } from "./host_setup.ts";
-import { formatIp } from "./ip_address.ts";
-import { loadKey } from "./key_file.ts";
-import { deriveHandshakeKey, type HandshakeKey } from "./keys.ts";
-import { debugEnabled, log } from "./log.ts";
-import { Peer, peerStatus } from "./peer.ts";
+import { type Cidr, formatCidr, networkOf, parseCidr } from "../net/cidr.ts";
+import type { ClientOptions } from "../config/config.ts";
+import {
+  MSG_RESPONSE,
+  PASSIVE_KEEPALIVE_MS,
+  REKEY_TIMEOUT_MS,
+  UNANSWERED_TIMEOUT_MS,
+} from "../protocol/constants.ts";
+import { wildcardAddressFor } from "../dataplane/datagram_select.ts";
+import { endpointIsV4, endpointToString, resolveEndpoint } from "../net/endpoint.ts";
+import {
+  createInitiation,
+  InitiationClock,
+  type PendingInitiation,
+  randomIndex,
+} from "../protocol/handshake.ts";
+import { formatHostPort } from "../net/host_port.ts";
+import { addDefaultRoute, addTunnelRoute } from "../host/host_setup.ts";
+import { formatIp } from "../net/ip_address.ts";
+import { loadKey } from "../config/key_file.ts";
+import { deriveHandshakeKey, type HandshakeKey } from "../protocol/keys.ts";
+import { debugEnabled, log } from "../ops/log.ts";
+import { Peer, peerStatus } from "../dataplane/peer.ts";
 import type { Runtime } from "./runtime.ts";
 import { startRuntime } from "./runtime.ts";
-import { Session } from "./session.ts";
-import { dropCategory, type StatusReport } from "./status_report.ts";
-import type { TunnelHost } from "./tunnel.ts";
-import type { AssignedParams } from "./wire.ts";
+import { Session } from "../protocol/session.ts";
+import { dropCategory, type StatusReport } from "../ops/status_report.ts";
+import type { TunnelHost } from "../dataplane/tunnel.ts";
+import type { AssignedParams } from "../protocol/wire.ts";
 
 /** Longest wait between handshake attempts while the server does not answer. */
 const MAX_RETRY_MS = 30_000;

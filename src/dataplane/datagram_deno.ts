@@ -9,7 +9,7 @@ import {
   endpointEquals,
   endpointFromParts,
   endpointIsV4,
-} from "./endpoint.ts";
+} from "../net/endpoint.ts";
 
 /** Receive calls kept pending at once (see `receive`). */
 const RECEIVES_IN_FLIGHT = 32;

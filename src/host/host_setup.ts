@@ -6,11 +6,11 @@ import {
   setInterfaceAddress,
   setInterfaceMtu,
   setInterfaceUp,
-} from "../ffi/interface.ts";
-import { type Cidr, formatCidr } from "./cidr.ts";
+} from "../../ffi/interface.ts";
+import { type Cidr, formatCidr } from "../net/cidr.ts";
 import type { Cleanup } from "./cleanup.ts";
-import { formatIp, requireIp } from "./ip_address.ts";
-import { log } from "./log.ts";
+import { formatIp, requireIp } from "../net/ip_address.ts";
+import { log } from "../ops/log.ts";
 
 /** Address, MTU and up: what every TUN device needs before it carries packets. */
 export function configureInterface(

@@ -2,17 +2,19 @@
  * What server and client share around the packet loops: the data-path choice, the TUN device, the UDP
  * socket, the control socket, the once-a-second timer, and undoing every host change on the way out.
  */
-import { TunDevice } from "../ffi/tun_device.ts";
-import { type AeadBackend, type AeadChoice, selectAeadBackend } from "./aead.ts";
-import type { Cidr } from "./cidr.ts";
-import { Cleanup, installSignalCleanup } from "./cleanup.ts";
-import { serveControl } from "./control.ts";
-import { type DatagramSocket, openDatagramSocket } from "./datagram.ts";
-import type { HostPort } from "./host_port.ts";
-import { configureInterface } from "./host_setup.ts";
-import { log, type LogLevel, setLogLevel } from "./log.ts";
-import type { PeerStatus, StatusReport } from "./status_report.ts";
-import { Tunnel, type TunnelHost } from "./tunnel.ts";
+import { TunDevice } from "../../ffi/tun_device.ts";
+import type { AeadBackend } from "../protocol/aead.ts";
+import { type AeadChoice, selectAeadBackend } from "../dataplane/aead_select.ts";
+import type { Cidr } from "../net/cidr.ts";
+import { Cleanup, installSignalCleanup } from "../host/cleanup.ts";
+import { serveControl } from "../ops/control.ts";
+import type { DatagramSocket } from "../dataplane/datagram.ts";
+import { openDatagramSocket } from "../dataplane/datagram_select.ts";
+import type { HostPort } from "../net/host_port.ts";
+import { configureInterface } from "../host/host_setup.ts";
+import { log, type LogLevel, setLogLevel } from "../ops/log.ts";
+import type { PeerStatus, StatusReport } from "../ops/status_report.ts";
+import { Tunnel, type TunnelHost } from "../dataplane/tunnel.ts";
 
 /** How a server or client sets itself up. */
 export interface RuntimeOptions {

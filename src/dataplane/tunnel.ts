@@ -5,15 +5,15 @@
  * With the batched (FFI) socket one loop serves both directions from one poll of both descriptors, waiting
  * synchronously while traffic flows; with Deno's socket each direction has its own loop.
  */
-import { copyEndpoint, endpointEquals, endpointToString } from "./endpoint.ts";
-import { DATA_HEADER_LENGTH, DATA_OVERHEAD, MSG_DATA } from "./constants.ts";
+import { copyEndpoint, endpointEquals, endpointToString } from "../net/endpoint.ts";
+import { DATA_HEADER_LENGTH, DATA_OVERHEAD, MSG_DATA } from "../protocol/constants.ts";
 import { DatagramBatch, type DatagramSocket } from "./datagram.ts";
-import { READY_OTHER, READY_TUN, type TunDevice } from "../ffi/tun_device.ts";
-import { debugEnabled, log } from "./log.ts";
+import { READY_OTHER, READY_TUN, type TunDevice } from "../../ffi/tun_device.ts";
+import { debugEnabled, log } from "../ops/log.ts";
 import type { Peer } from "./peer.ts";
-import type { Session } from "./session.ts";
-import { type DropCounts, zeroDrops } from "./status_report.ts";
-import { classify, readReceiverIndex } from "./wire.ts";
+import type { Session } from "../protocol/session.ts";
+import { type DropCounts, zeroDrops } from "../ops/status_report.ts";
+import { classify, readReceiverIndex } from "../protocol/wire.ts";
 
 /** Packets taken from the TUN per wake-up; the event loop runs between batches. */
 const TUN_BATCH = 128;

@@ -2,14 +2,14 @@
  * `vpn server`: answers handshakes, assigns overlay addresses, and routes packets from its TUN device to
  * the session that holds their destination. The packet loops live in tunnel.ts; this file is the control side.
  */
-import { type Cidr, cidrContains, formatCidr, networkOf } from "./cidr.ts";
-import type { PeerOptions, ServerOptions } from "./config.ts";
-import { MSG_INITIATION, PASSIVE_KEEPALIVE_MS } from "./constants.ts";
-import { endpointToString } from "./endpoint.ts";
-import { formatHostPort } from "./host_port.ts";
-import { deriveHandshakeKey, type HandshakeKey } from "./keys.ts";
-import { randomIndex, Responder } from "./handshake.ts";
-import { formatIp, parseIp } from "./ip_address.ts";
+import { type Cidr, cidrContains, formatCidr, networkOf } from "../net/cidr.ts";
+import type { PeerOptions, ServerOptions } from "../config/config.ts";
+import { MSG_INITIATION, PASSIVE_KEEPALIVE_MS } from "../protocol/constants.ts";
+import { endpointToString } from "../net/endpoint.ts";
+import { formatHostPort } from "../net/host_port.ts";
+import { deriveHandshakeKey, type HandshakeKey } from "../protocol/keys.ts";
+import { randomIndex, Responder } from "../protocol/handshake.ts";
+import { formatIp, parseIp } from "../net/ip_address.ts";
 import {
   ipv4Destination,
   ipv4Source,
@@ -22,15 +22,15 @@ import {
   ipv6SourceLow,
   ipVersion,
   numberToIpv4,
-} from "./ip_packet.ts";
-import { loadKey } from "./key_file.ts";
-import { debugEnabled, log } from "./log.ts";
-import { Peer, peerStatus } from "./peer.ts";
-import { Session } from "./session.ts";
-import { dropCategory, type PeerStatus, type StatusReport } from "./status_report.ts";
+} from "../net/ip_packet.ts";
+import { loadKey } from "../config/key_file.ts";
+import { debugEnabled, log } from "../ops/log.ts";
+import { Peer, peerStatus } from "../dataplane/peer.ts";
+import { Session } from "../protocol/session.ts";
+import { dropCategory, type PeerStatus, type StatusReport } from "../ops/status_report.ts";
 import { type Runtime, startRuntime } from "./runtime.ts";
-import type { TunnelHost } from "./tunnel.ts";
-import { addMasquerade, setIpv4Forwarding } from "./routing.ts";
+import type { TunnelHost } from "../dataplane/tunnel.ts";
+import { addMasquerade, setIpv4Forwarding } from "../host/routing.ts";
 
 /** Handshakes processed at once; more are dropped (they cost X25519 work). */
 const MAX_HANDSHAKES_IN_FLIGHT = 64;

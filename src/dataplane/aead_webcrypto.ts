@@ -3,7 +3,7 @@
  * every packet is an async op (~10–15 µs) that allocates its result, so it serves as fallback and as
  * the cross-check of the OpenSSL backend. Batches are issued together and awaited with one Promise.all.
  */
-import type { AeadBackend, PacketAead } from "./aead.ts";
+import type { AeadBackend, PacketAead } from "../protocol/aead.ts";
 
 const HEADER = 13;
 const TAG = 16;

@@ -1,7 +1,7 @@
 /** One remote end of the tunnel: who it is, where it is, its sessions and its counters. */
-import { PeerSessions } from "./session.ts";
-import { ENDPOINT_BYTES, endpointToString } from "./endpoint.ts";
-import { type DropCounts, type PeerStatus, zeroDrops } from "./status_report.ts";
+import { PeerSessions } from "../protocol/session.ts";
+import { ENDPOINT_BYTES, endpointToString } from "../net/endpoint.ts";
+import { type DropCounts, type PeerStatus, zeroDrops } from "../ops/status_report.ts";
 
 /** A peer as the packet loops see it. Fields are plain numbers so the hot path allocates nothing. */
 export class Peer {

@@ -1,5 +1,6 @@
 /**
- * The data-path AEAD (AES-256-GCM) interface and the choice of backend.
+ * The packet AEAD (AES-256-GCM) contract that sessions seal and open with; implementations live in
+ * `src/dataplane/` (WebCrypto, OpenSSL through FFI) and are picked by `src/dataplane/aead_select.ts`.
  *
  * Packets are sealed and opened in place in the datagram buffer: bytes [0, 13) are the data header
  * (the AAD; its counter at [5, 13) gives the nonce 0x00000000 || counter), the plaintext starts at 13
@@ -7,14 +8,9 @@
  * and a Promise from an asynchronous one (WebCrypto); callers write `if (r instanceof Promise) await r`
  * so the synchronous path costs no promise.
  */
-import { createOpenSslBackend, LibcryptoUnavailableError } from "../ffi/libcrypto.ts";
-import { createWebCryptoBackend } from "./aead_webcrypto.ts";
 
 /** Which implementation does the packet crypto. */
 export type AeadKind = "openssl" | "webcrypto";
-
-/** What the configuration may ask for. */
-export type AeadChoice = "auto" | AeadKind;
 
 /** One AES-256-GCM key for one direction of one session, keyed once. */
 export interface PacketAead {
@@ -46,40 +42,4 @@ export interface AeadBackend {
   readonly kind: AeadKind;
   /** Imports a 32-byte raw key (the caller may wipe `raw` afterwards). */
   createKey(raw: Uint8Array): Promise<PacketAead>;
-}
-
-/** The requested AEAD backend cannot be used (e.g. libcrypto is missing or FFI is not allowed). */
-export class AeadUnavailableError extends Error {
-  /** Which backend was asked for. */
-  readonly kind: AeadKind;
-  constructor(kind: AeadKind, detail: string) {
-    super(`AEAD backend "${kind}" is unavailable: ${detail}`);
-    this.name = "AeadUnavailableError";
-    this.kind = kind;
-  }
-}
-
-/** Result of `selectAeadBackend`. */
-export interface SelectedAead {
-  /** The backend to use. */
-  backend: AeadBackend;
-  /** Set when "auto" fell back to WebCrypto: why OpenSSL could not be used (worth one log line). */
-  fallbackReason?: string;
-}
-
-/**
- * Picks the data-path AEAD. "auto": OpenSSL (libcrypto.so.3, then libcrypto.so, via FFI) when it
- * loads and passes its self-test, else WebCrypto with the reason. "openssl" throws
- * `AeadUnavailableError` when it cannot be loaded; "webcrypto" always works.
- */
-export function selectAeadBackend(choice: AeadChoice): Promise<SelectedAead> {
-  if (choice === "webcrypto") return Promise.resolve({ backend: createWebCryptoBackend() });
-  try {
-    return Promise.resolve({ backend: createOpenSslBackend() });
-  } catch (e) {
-    if (!(e instanceof LibcryptoUnavailableError)) return Promise.reject(e);
-    if (choice === "openssl") return Promise.reject(new AeadUnavailableError("openssl", e.message));
-    const detail = e.message;
-    return Promise.resolve({ backend: createWebCryptoBackend(), fallbackReason: detail });
-  }
 }

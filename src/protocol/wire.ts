@@ -27,7 +27,7 @@ import {
   RESPONSE_LENGTH,
   RESPONSE_PAYLOAD_LENGTH,
 } from "./constants.ts";
-import { formatIp, parseIp } from "./ip_address.ts";
+import { formatIp, parseIp } from "../net/ip_address.ts";
 
 /** Why a datagram was dropped. Closed set; `vpn status` counts drops by it. */
 export type DropReason =

@@ -1,5 +1,5 @@
 /** `vpn status`: ask a running instance for its snapshot and print it. */
-import { ConfigError } from "./config_error.ts";
+import { ConfigError } from "../config/config_error.ts";
 import { controlSocketPath } from "./control_path.ts";
 import type { StatusReport } from "./status_report.ts";
 

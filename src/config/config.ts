@@ -2,13 +2,13 @@
  * Server and client settings: built-in defaults, overridden by the config file, then the
  * environment (`VPN_KEY`), then flags. Everything is validated here, before anything touches the host.
  */
-import { type Cidr, cidrContains, formatCidr, ipEquals, parseCidr } from "./cidr.ts";
+import { type Cidr, cidrContains, formatCidr, ipEquals, parseCidr } from "../net/cidr.ts";
 import { ConfigError } from "./config_error.ts";
 import { ConfigFile } from "./config_file.ts";
-import { type HostPort, parseHostPort, parsePort } from "./host_port.ts";
+import { type HostPort, parseHostPort, parsePort } from "../net/host_port.ts";
 import { KeyError, keyFromBase64, type KeySource, readKeyFile } from "./key_file.ts";
-import { DEFAULT_KEEPALIVE_SECONDS, DEFAULT_MTU } from "./constants.ts";
-import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { DEFAULT_KEEPALIVE_SECONDS, DEFAULT_MTU } from "../protocol/constants.ts";
+import { LOG_LEVELS, type LogLevel } from "../ops/log.ts";
 
 export { ConfigError } from "./config_error.ts";
 

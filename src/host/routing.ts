@@ -2,8 +2,8 @@
  * Host routing policy the server changes: IP forwarding (via /proc/sys) and source NAT (masquerade) via
  * nft, or iptables when nft is missing. Routes and addresses themselves are ioctls in `ffi/interface.ts`.
  */
-import { invalidInterfaceName } from "../ffi/ifreq.ts";
-import { requireCidr } from "./cidr.ts";
+import { invalidInterfaceName } from "../../ffi/ifreq.ts";
+import { requireCidr } from "../net/cidr.ts";
 
 const FORWARDING_V4 = "/proc/sys/net/ipv4/conf/all/forwarding";
 const FORWARDING_V6 = "/proc/sys/net/ipv6/conf/all/forwarding";

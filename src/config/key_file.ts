@@ -2,8 +2,8 @@
  * The configured 32-byte key: generation, base64 text form and key files.
  * Key files are created 0600 and refused when group or others can read them.
  */
-import { encodeBase64 } from "./base64.ts";
-import { KEY_LENGTH } from "./constants.ts";
+import { encodeBase64 } from "../net/base64.ts";
+import { KEY_LENGTH } from "../protocol/constants.ts";
 
 /** A key that cannot be used: says where it came from and what is wrong. */
 export class KeyError extends Error {

@@ -1,0 +1,46 @@
+/**
+ * Picks the data-path AEAD backend: OpenSSL's libcrypto through FFI when it loads and passes its
+ * self-test, else WebCrypto.
+ */
+import type { AeadBackend, AeadKind } from "../protocol/aead.ts";
+import { createOpenSslBackend, LibcryptoUnavailableError } from "../../ffi/libcrypto.ts";
+import { createWebCryptoBackend } from "./aead_webcrypto.ts";
+
+/** What the configuration may ask for. */
+export type AeadChoice = "auto" | AeadKind;
+
+/** The requested AEAD backend cannot be used (e.g. libcrypto is missing or FFI is not allowed). */
+export class AeadUnavailableError extends Error {
+  /** Which backend was asked for. */
+  readonly kind: AeadKind;
+  constructor(kind: AeadKind, detail: string) {
+    super(`AEAD backend "${kind}" is unavailable: ${detail}`);
+    this.name = "AeadUnavailableError";
+    this.kind = kind;
+  }
+}
+
+/** Result of `selectAeadBackend`. */
+export interface SelectedAead {
+  /** The backend to use. */
+  backend: AeadBackend;
+  /** Set when "auto" fell back to WebCrypto: why OpenSSL could not be used (worth one log line). */
+  fallbackReason?: string;
+}
+
+/**
+ * Picks the data-path AEAD. "auto": OpenSSL (libcrypto.so.3, then libcrypto.so, via FFI) when it
+ * loads and passes its self-test, else WebCrypto with the reason. "openssl" throws
+ * `AeadUnavailableError` when it cannot be loaded; "webcrypto" always works.
+ */
+export function selectAeadBackend(choice: AeadChoice): Promise<SelectedAead> {
+  if (choice === "webcrypto") return Promise.resolve({ backend: createWebCryptoBackend() });
+  try {
+    return Promise.resolve({ backend: createOpenSslBackend() });
+  } catch (e) {
+    if (!(e instanceof LibcryptoUnavailableError)) return Promise.reject(e);
+    if (choice === "openssl") return Promise.reject(new AeadUnavailableError("openssl", e.message));
+    const detail = e.message;
+    return Promise.resolve({ backend: createWebCryptoBackend(), fallbackReason: detail });
+  }
+}
