@@ -7,6 +7,7 @@ import { VERSION } from "./version.ts";
 import { runServer } from "./roles/server.ts";
 import { runClient } from "./roles/client.ts";
 import { runStatus } from "./ops/status.ts";
+import { runPeer } from "./ops/peer_command.ts";
 
 type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
 
@@ -96,6 +97,35 @@ const COMMANDS: Record<string, Command> = {
   --tun NAME         which instance to ask (default vpn0); it listens on /run/vpn/NAME.sock
   --json             machine-readable output (stable fields, see README)`,
   },
+  peer: {
+    usage:
+      "vpn peer add NAME [--config FILE] [--endpoint HOST:PORT] [--address ADDRESS] [--route CIDR]...\n" +
+      "                  [--out FILE]\n" +
+      "       vpn peer list [--config FILE] [--json]\n" +
+      "       vpn peer remove NAME [--config FILE]",
+    options: {
+      ...COMMON,
+      config: { type: "string" },
+      endpoint: { type: "string" },
+      address: { type: "string" },
+      route: { type: "string", multiple: true },
+      out: { type: "string" },
+      json: { type: "boolean" },
+    },
+    help: `Manage the [[server.peers]] of a server's config file (a key per client).
+
+  add NAME           make a new key for peer NAME, add its entry (the old file kept byte for byte),
+                     tell a running server to load it, and write the client's complete config
+  list               the peers: name, address, routes; handshake and traffic when the server runs
+  remove NAME        remove the entry; a running server disconnects the peer at once
+
+  --config FILE      the server's config (default /etc/vpn/vpn.toml; add creates it when missing)
+  --endpoint H:P     where clients reach the server (default: public_endpoint in [server])
+  --address ADDRESS  the peer's overlay address (default: the lowest free one)
+  --route CIDR       a network behind this client (site-to-site); repeatable
+  --out FILE         where the client's config goes, mode 0600 (default NAME.toml)
+  --json             list: machine-readable output`,
+  },
   genkey: {
     usage: "vpn genkey",
     options: { ...COMMON },
@@ -111,6 +141,7 @@ Usage:
   vpn server [flags]               run the server
   vpn client --peer HOST:PORT      connect to a server
   vpn status [--json]              show the running instance
+  vpn peer add|list|remove         manage the server's peers (a key per client)
   vpn genkey                       print a new key
   vpn version | vpn help [COMMAND]
 
@@ -128,10 +159,10 @@ function parseFlags(name: string, cmd: Command, args: string[]): Flags {
       strict: true,
       allowPositionals: true,
     });
-    if (positionals.length > 0 && name !== "help") {
+    if (positionals.length > 0 && name !== "help" && name !== "peer") {
       throw new ConfigError(`vpn ${name}: unexpected argument "${positionals[0]}"; see 'vpn ${name} --help'`);
     }
-    return { ...values, _: positionals.join(" ") || undefined } as Flags;
+    return { ...values, _: positionals.join(" ") || undefined, _words: positionals } as Flags;
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     const code = (e as { code?: string }).code;
@@ -187,6 +218,8 @@ export async function main(
         return await runServer(loadServerOptions(flags, env), () => loadServerOptions(flags, env));
       case "client":
         return await runClient(loadClientOptions(flags, env));
+      case "peer":
+        return await runPeer(flags._words as string[], flags);
       case "status":
         return await runStatus({
           tun: (flags.tun as string | undefined) ?? "vpn0",

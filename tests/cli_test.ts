@@ -41,7 +41,7 @@ Deno.test("usage errors: one line on stderr, exit code 2, no stack trace", async
   const cases: [string[], RegExp][] = [
     [
       ["frobnicate"],
-      /^vpn: unknown command "frobnicate"; commands: server, client, status, genkey, version, help$/,
+      /^vpn: unknown command "frobnicate"; commands: server, client, status, peer, genkey, version, help$/,
     ],
     [["server", "--bogus"], /^vpn: --bogus: unknown flag for 'vpn server'; see 'vpn server --help'$/],
     [["server", "--mtu", "100000"], /^vpn: --mtu: got "100000"; allowed: an integer from 576 to 9000$/],
@@ -57,6 +57,9 @@ Deno.test("usage errors: one line on stderr, exit code 2, no stack trace", async
     [["client", "--peer", "h:1", "--route", "300.0.0.0/8"], /^vpn: --route: got "300.0.0.0\/8"/],
     [["client", "--peer", "h:1", "extra"], /^vpn: vpn client: unexpected argument "extra"/],
     [["status", "--tun", "x".repeat(20)], /^vpn: --tun: got/],
+    [["peer"], /^vpn: vpn peer: missing subcommand; allowed: add, list, remove$/],
+    [["peer", "add", "bad name!"], /^vpn: NAME: got "bad name!"; allowed: 1 to 64 characters/],
+    [["peer", "list", "--config", "/nonexistent.toml"], /^vpn: --config \/nonexistent.toml: cannot read it/],
   ];
   for (const [args, re] of cases) {
     const r = await vpn(args);

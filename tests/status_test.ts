@@ -9,7 +9,7 @@ import type { PeerStatus, StatusReport } from "../src/ops/status_report.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MOD = `${ROOT}mod.ts`;
-const DROP_KEYS = ["auth", "malformed", "no_route", "oversize", "replay"];
+const DROP_KEYS = ["auth", "malformed", "no_route", "oversize", "relay", "replay"];
 
 interface Cli {
   code: number;
@@ -180,7 +180,7 @@ Deno.test("vpn status shows peers, traffic and drops on server and client; refus
         PEER: p.name,
         ADDRESS: p.address!,
         ENDPOINT: p.endpoint!,
-        "DROPS a/r/n/o/m": "0/0/0/0/0",
+        "DROPS a/r/n/o/m/c": "0/0/0/0/0/0",
       })),
     );
 

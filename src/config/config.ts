@@ -2,7 +2,15 @@
  * Server and client settings: built-in defaults, overridden by the config file, then the
  * environment (`VPN_KEY`), then flags. Everything is validated here, before anything touches the host.
  */
-import { type Cidr, cidrContains, formatCidr, ipEquals, parseCidr } from "../net/cidr.ts";
+import {
+  type Cidr,
+  cidrContains,
+  cidrsOverlap,
+  formatCidr,
+  ipEquals,
+  networkOf,
+  parseCidr,
+} from "../net/cidr.ts";
 import { ConfigError } from "./config_error.ts";
 import { ConfigFile } from "./config_file.ts";
 import { type HostPort, parseHostPort, parsePort } from "../net/host_port.ts";
@@ -26,7 +34,12 @@ export interface PeerOptions {
   readonly address: Cidr;
   readonly address6?: Cidr;
   readonly key?: Uint8Array;
+  /** Networks behind this client (site-to-site): routed to it, and accepted as sources from it only. */
+  readonly routes: readonly Cidr[];
 }
+
+/** A hook command: argv, run without a shell. */
+export type HookCommand = readonly string[];
 
 /** Everything `vpn server` runs with. */
 export interface ServerOptions {
@@ -35,7 +48,10 @@ export interface ServerOptions {
   readonly address: Cidr;
   readonly address6?: Cidr;
   readonly mtu: number;
+  /** The shared key (used only when `sharedKey`). */
   readonly key: KeySpec;
+  /** False: only listed peers, each with its own key, are admitted; the shared key is not even read. */
+  readonly sharedKey: boolean;
   readonly nat?: string;
   readonly forward: boolean;
   readonly keepalive: number;
@@ -43,6 +59,12 @@ export interface ServerOptions {
   readonly crypto: CryptoChoice;
   readonly udp: UdpChoice;
   readonly peers: readonly PeerOptions[];
+  /** HOST:PORT clients reach the server at, for the client configs `vpn peer add` writes. */
+  readonly publicEndpoint?: HostPort;
+  /** Relay packets from one client to another (false: drop and count them). */
+  readonly clientToClient: boolean;
+  readonly postUp: readonly HookCommand[];
+  readonly preDown: readonly HookCommand[];
   readonly configFile?: string;
 }
 
@@ -54,6 +76,10 @@ export interface ClientOptions {
   readonly key: KeySpec;
   readonly routes: readonly Cidr[];
   readonly defaultRoute: boolean;
+  /** Enable IPv4 forwarding while running (a client with a LAN behind it). */
+  readonly forward: boolean;
+  readonly postUp: readonly HookCommand[];
+  readonly preDown: readonly HookCommand[];
   /** Keepalive interval in seconds; undefined = what the server announces. */
   readonly keepalive?: number;
   readonly logLevel: LogLevel;
@@ -62,6 +88,11 @@ export interface ClientOptions {
   readonly configFile?: string;
 }
 
+/** The key file used when none is configured. */
+export const DEFAULT_KEY_FILE = "/etc/vpn/vpn.key";
+/** The config file read when `--config` is not given and it exists. */
+export const DEFAULT_CONFIG_FILE = "/etc/vpn/vpn.toml";
+
 /** Built-in defaults (the design's classic setup). */
 const DEFAULTS = {
   listen: "[::]:51820",
@@ -69,7 +100,7 @@ const DEFAULTS = {
   tun: "vpn0",
   serverAddress: "10.0.0.1/24",
   mtu: DEFAULT_MTU,
-  keyFile: "/etc/vpn/vpn.key",
+  keyFile: DEFAULT_KEY_FILE,
   keepalive: DEFAULT_KEEPALIVE_SECONDS,
   logLevel: "info" as LogLevel,
 } as const;
@@ -99,8 +130,13 @@ const SERVER_KEYS = [
   "crypto",
   "udp",
   "peers",
+  "public_endpoint",
+  "shared_key",
+  "client_to_client",
+  "post_up",
+  "pre_down",
 ];
-const PEER_KEYS = ["name", "address", "address6", "key", "key_file"];
+const PEER_KEYS = ["name", "address", "address6", "key", "key_file", "routes"];
 const CLIENT_KEYS = [
   "peer",
   "tun",
@@ -109,10 +145,13 @@ const CLIENT_KEYS = [
   "key_file",
   "routes",
   "default_route",
+  "forward",
   "keepalive",
   "log_level",
   "crypto",
   "udp",
+  "post_up",
+  "pre_down",
 ];
 
 function fail(where: string, given: unknown, allowed: string): never {
@@ -225,6 +264,25 @@ function asCidrList(g: Given): Cidr[] {
   return list.map((v) => asCidr({ value: v, where: g.where }, undefined, "network"));
 }
 
+function asBoolOr(g: Given | undefined, fallback: boolean): boolean {
+  return g ? asBool(g) : fallback;
+}
+
+/** `post_up` / `pre_down`: a list of commands, each a non-empty list of strings (argv, no shell). */
+function asHooks(g: Given | undefined): HookCommand[] {
+  if (!g) return [];
+  const allowed = 'a list of commands, each a list of strings, e.g. [["nft", "-f", "/etc/vpn/up.nft"]]';
+  if (!Array.isArray(g.value)) fail(g.where, g.value, allowed);
+  return g.value.map((cmd) => {
+    if (
+      !Array.isArray(cmd) || cmd.length === 0 || !cmd.every((a) => typeof a === "string") || cmd[0] === ""
+    ) {
+      fail(g.where, JSON.stringify(cmd), allowed);
+    }
+    return cmd as string[];
+  });
+}
+
 function asKeyInline(g: Given): Uint8Array {
   try {
     return keyFromBase64(asString(g), g.where);
@@ -282,12 +340,43 @@ function mtuLimits(hasIpv6: boolean): [number, number] {
   return hasIpv6 ? [1280, 9000] : [576, 9000];
 }
 
+/** Every route must stay clear of the overlay subnets and of every other route: longest-prefix match
+ * would otherwise silently pick one peer, and a peer could take another's traffic. */
+function checkRoute(
+  route: Cidr,
+  where: string,
+  overlay: { cidr: Cidr; name: string }[],
+  taken: { cidr: Cidr; owner: string }[],
+): void {
+  for (const o of overlay) {
+    if (cidrsOverlap(route, o.cidr)) {
+      fail(
+        where,
+        formatCidr(route),
+        `a network outside the overlay subnet ${formatCidr(o.cidr)} (${o.name})`,
+      );
+    }
+  }
+  for (const t of taken) {
+    if (cidrsOverlap(route, t.cidr)) {
+      fail(
+        where,
+        formatCidr(route),
+        `a network that does not overlap ${t.owner}'s route ${formatCidr(t.cidr)}`,
+      );
+    }
+  }
+}
+
 function loadPeers(sec: Section, address: Cidr, address6: Cidr | undefined): PeerOptions[] {
   const raw = sec.data.peers;
   if (raw === undefined) return [];
   const where = sec.file ? sec.file.where("server", "peers") : "server.peers";
   if (!Array.isArray(raw)) fail(where, raw, "an array of tables ([[server.peers]])");
   const peers: PeerOptions[] = [];
+  const overlay = [{ cidr: networkOf(address), name: "server.address" }];
+  if (address6) overlay.push({ cidr: networkOf(address6), name: "server.address6" });
+  const taken: { cidr: Cidr; owner: string }[] = [];
   raw.forEach((entry, i) => {
     if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
       fail(where, entry, "a table with name, address and optional key or key_file");
@@ -350,14 +439,58 @@ function loadPeers(sec: Section, address: Cidr, address6: Cidr | undefined): Pee
         fail((k ?? kf)!.where, "(a key)", `a key no other peer has (peer "${other.name}" has the same key)`);
       }
     }
-    peers.push({ name, address: addr, address6: addr6, key });
+    const routesG = p.get("routes");
+    const routes = routesG ? asCidrList(routesG).map(networkOf) : [];
+    for (const r of routes) {
+      checkRoute(r, routesG!.where, overlay, taken);
+      taken.push({ cidr: r, owner: `peer "${name}"` });
+    }
+    peers.push({ name, address: addr, address6: addr6, key, routes });
   });
   return peers;
 }
 
+/** The config file to read: `--config`, else DEFAULT_CONFIG_FILE when it exists, else none. */
+export function configPath(flags: Flags, fallback = DEFAULT_CONFIG_FILE): string | undefined {
+  if (typeof flags.config === "string") return flags.config;
+  try {
+    return Deno.statSync(fallback).isFile ? fallback : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function fileExists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether the shared key admits clients: `shared_key` when set; else not when peers are listed and no key
+ * is configured anywhere (no flag, VPN_KEY, key or key_file, and no default key file yet).
+ */
+function resolveSharedKey(sec: Section, key: KeySpec, peers: readonly PeerOptions[]): boolean {
+  const sharedG = sec.get("shared_key");
+  if (sharedG) return asBool(sharedG);
+  return !(key.kind === "file" && key.source === "default" && peers.length > 0 && !fileExists(key.path));
+}
+
 /** Resolve `vpn server` settings. `env` is the process environment (only VPN_KEY is read). */
 export function loadServerOptions(flags: Flags, env: Record<string, string | undefined>): ServerOptions {
-  const file = typeof flags.config === "string" ? ConfigFile.load(flags.config) : undefined;
+  const path = configPath(flags);
+  return serverOptionsFrom(path === undefined ? undefined : ConfigFile.load(path), flags, env);
+}
+
+/** Resolve `vpn server` settings from an already parsed config file (`vpn peer` checks edits with it). */
+export function serverOptionsFrom(
+  file: ConfigFile | undefined,
+  flags: Flags,
+  env: Record<string, string | undefined>,
+): ServerOptions {
   const sec = sectionOf(file, "server");
   sec.checkKeys(SERVER_KEYS);
   const listen = resolveListen(flags, sec);
@@ -381,27 +514,36 @@ export function loadServerOptions(flags: Flags, env: Record<string, string | und
   const fwdG = sec.get("forward");
   const forward = (fwdG ? asBool(fwdG) : false) || nat !== undefined;
   const kaG = sec.get("keepalive");
+  const peers = loadPeers(sec, address, address6);
+  const key = resolveKey(flags, env, sec);
+  const peG = sec.get("public_endpoint");
   return {
     listen,
     tun,
     address,
     address6,
     mtu,
-    key: resolveKey(flags, env, sec),
+    key,
+    sharedKey: resolveSharedKey(sec, key, peers),
     nat,
     forward,
     keepalive: kaG ? asInt(kaG, 0, 3600) : DEFAULTS.keepalive,
     logLevel: resolveLogLevel(flags, sec),
     crypto: resolveChoice(flags, sec, "crypto", ["auto", "openssl", "webcrypto"] as const),
     udp: resolveChoice(flags, sec, "udp", ["auto", "batched", "deno"] as const),
-    peers: loadPeers(sec, address, address6),
+    peers,
+    publicEndpoint: peG ? asHostPort(peG) : undefined,
+    clientToClient: asBoolOr(sec.get("client_to_client"), true),
+    postUp: asHooks(sec.get("post_up")),
+    preDown: asHooks(sec.get("pre_down")),
     configFile: file?.path,
   };
 }
 
 /** Resolve `vpn client` settings. */
 export function loadClientOptions(flags: Flags, env: Record<string, string | undefined>): ClientOptions {
-  const file = typeof flags.config === "string" ? ConfigFile.load(flags.config) : undefined;
+  const path = configPath(flags);
+  const file = path === undefined ? undefined : ConfigFile.load(path);
   const sec = sectionOf(file, "client");
   sec.checkKeys(CLIENT_KEYS);
   const peerG = first(flag(flags, "peer"), sec.get("peer"));
@@ -423,6 +565,9 @@ export function loadClientOptions(flags: Flags, env: Record<string, string | und
     key: resolveKey(flags, env, sec),
     routes: routesG ? asCidrList(routesG) : [],
     defaultRoute: drG ? asBool(drG) : false,
+    forward: asBoolOr(sec.get("forward"), false),
+    postUp: asHooks(sec.get("post_up")),
+    preDown: asHooks(sec.get("pre_down")),
     keepalive: kaG ? asInt(kaG, 0, 3600) : undefined,
     logLevel: resolveLogLevel(flags, sec),
     crypto: resolveChoice(flags, sec, "crypto", ["auto", "openssl", "webcrypto"] as const),

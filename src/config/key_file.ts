@@ -65,10 +65,28 @@ export function readKeyFile(path: string): Uint8Array<ArrayBuffer> {
   return keyFromBase64(text, `key file ${path}`);
 }
 
-/** Create a key file with a new key, mode 0600; fails if it exists. Returns the key. */
+/**
+ * Create the folder of a secret file (key, config) when it is missing, mode 0700: a fresh host has no
+ * /etc/vpn. An existing folder is left as it is.
+ */
+export function ensurePrivateDir(path: string): void {
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
+  if (dir === "") return;
+  try {
+    Deno.statSync(dir);
+    return;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  Deno.chmodSync(dir, 0o700); // the mode given to mkdir is filtered by the umask
+}
+
+/** Create a key file with a new key, mode 0600 (and its folder, 0700, if missing); fails if it exists. */
 export function createKeyFile(path: string): Uint8Array<ArrayBuffer> {
   const key = generateKey();
   try {
+    ensurePrivateDir(path);
     Deno.writeTextFileSync(path, keyToBase64(key) + "\n", { mode: 0o600, createNew: true });
     // The mode given at creation is filtered by the umask; make sure it is exactly 0600.
     Deno.chmodSync(path, 0o600);

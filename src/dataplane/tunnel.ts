@@ -61,6 +61,8 @@ export class Tunnel {
   readonly #host: TunnelHost;
   /** Largest inner packet carried; larger ones are dropped as oversize. */
   mtu: number;
+  /** Server: relay packets from one client to another; false drops them (counted as `relay`). */
+  relayClients = true;
   #running = true;
   // TUN -> UDP
   readonly #out: DatagramBatch;
@@ -365,6 +367,10 @@ export class Tunnel {
       }
       const dest = host.peerForPacket(pkt, len);
       if (dest !== null && dest !== peer) {
+        if (!this.relayClients) {
+          peer.drops.relay++;
+          continue;
+        }
         relayed = this.#queueRelay(dest, pkt, len, relayed, now);
         continue;
       }

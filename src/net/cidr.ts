@@ -97,3 +97,8 @@ export function ipEquals(a: IpBytes, b: IpBytes): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
+
+/** True when two networks share an address (one contains the other's network). */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  return a.family === b.family && (cidrContains(a, b.address) || cidrContains(b, a.address));
+}

@@ -61,7 +61,7 @@ export function formatStatus(r: StatusReport): string {
     (r.listen ? ` listening ${r.listen}` : ""),
     `up ${ago(r.uptime_s).replace(" ago", "")}, crypto ${r.crypto}, udp ${r.udp}`,
     `drops (not charged to a peer): auth ${d.auth}, replay ${d.replay}, no-route ${d.no_route}, ` +
-    `oversize ${d.oversize}, malformed ${d.malformed}`,
+    `oversize ${d.oversize}, malformed ${d.malformed}, relay ${d.relay}`,
   ];
   if (r.peers.length === 0) return [...head, "no peers"].join("\n");
   const rows = [[
@@ -73,7 +73,7 @@ export function formatStatus(r: StatusReport): string {
     "TX",
     "RX PKTS",
     "TX PKTS",
-    "DROPS a/r/n/o/m",
+    "DROPS a/r/n/o/m/c",
   ]];
   for (const p of r.peers) {
     const pd = p.drops;
@@ -86,7 +86,7 @@ export function formatStatus(r: StatusReport): string {
       bytes(p.tx_bytes),
       String(p.rx_packets),
       String(p.tx_packets),
-      `${pd.auth}/${pd.replay}/${pd.no_route}/${pd.oversize}/${pd.malformed}`,
+      `${pd.auth}/${pd.replay}/${pd.no_route}/${pd.oversize}/${pd.malformed}/${pd.relay}`,
     ]);
   }
   return [...head, "", table(rows)].join("\n");

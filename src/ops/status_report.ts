@@ -12,6 +12,8 @@ export interface DropCounts {
   oversize: number;
   /** Too short or of an unknown type. */
   malformed: number;
+  /** Client-to-client packets the server does not relay (`client_to_client = false`). */
+  relay: number;
 }
 
 /** One peer's line in the status. */
@@ -46,7 +48,7 @@ export interface StatusReport {
 
 /** All-zero drop counters. */
 export function zeroDrops(): DropCounts {
-  return { auth: 0, replay: 0, no_route: 0, oversize: 0, malformed: 0 };
+  return { auth: 0, replay: 0, no_route: 0, oversize: 0, malformed: 0, relay: 0 };
 }
 
 /** The status counter a protocol drop reason is counted under. */

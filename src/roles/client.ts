@@ -31,6 +31,8 @@ import { Session } from "../protocol/session.ts";
 import { dropCategory, type StatusReport } from "../ops/status_report.ts";
 import type { TunnelHost } from "../dataplane/tunnel.ts";
 import type { AssignedParams } from "../protocol/wire.ts";
+import { setIpv4Forwarding } from "../host/routing.ts";
+import { hookEnv, runHooks } from "../host/hooks.ts";
 
 /** Longest wait between handshake attempts while the server does not answer. */
 const MAX_RETRY_MS = 30_000;
@@ -187,6 +189,21 @@ export class Client implements TunnelHost {
       const ep = this.#server.endpoint;
       addDefaultRoute(this.#rt.cleanup, this.#rt.tunName, endpointIsV4(ep) ? ep.slice(12, 16) : null);
     }
+    this.#hooks(cidr(p.ipv4), cidr(p.ipv6));
+  }
+
+  /**
+   * post_up once the tunnel has its address (the first handshake); pre_down is registered first, so it runs
+   * on every stop after that, also when post_up failed half-way. A failing post_up stops the client the way
+   * a fatal error does: everything is undone and the exit code is 1.
+   */
+  #hooks(address: Cidr | null, address6: Cidr | null): void {
+    const o = this.#o;
+    if (o.postUp.length === 0 && o.preDown.length === 0) return;
+    const env = { ...hookEnv("client", this.#rt.tunName, address, address6) };
+    env.VPN_SERVER = endpointToString(this.#server.endpoint);
+    this.#rt.cleanup.add("run pre_down", () => runHooks("pre_down", o.preDown, env));
+    runHooks("post_up", o.postUp, env).catch((e) => globalThis.reportError(e));
   }
 
   // ---------------------------------------------------------------- timers and status
@@ -261,6 +278,14 @@ export async function runClient(o: ClientOptions): Promise<number> {
     mtu: MAX_MTU,
     logLevel: o.logLevel,
     configureTun: (rt) => rt.configureInterface(null, null, MAX_MTU),
+    hostChanges: (rt) => {
+      // A client with a LAN behind it (site-to-site) forwards between the LAN and the tunnel.
+      if (o.forward) {
+        const old = setIpv4Forwarding(true);
+        rt.cleanup.add("restore IPv4 forwarding", () => void setIpv4Forwarding(old));
+      }
+      return Promise.resolve();
+    },
     host: (rt) => (client = new Client(o, rt, handshakeKey, server)),
     tick: () => client?.tick(),
     status: () => client!.status(),

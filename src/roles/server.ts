@@ -31,6 +31,10 @@ import { dropCategory, type PeerStatus, type StatusReport } from "../ops/status_
 import { type Runtime, startRuntime } from "./runtime.ts";
 import type { TunnelHost } from "../dataplane/tunnel.ts";
 import { addMasquerade, setIpv4Forwarding } from "../host/routing.ts";
+import { RouteTable } from "../dataplane/route_table.ts";
+import { PeerRoutes } from "../host/peer_routes.ts";
+import { hookEnv, runHooks } from "../host/hooks.ts";
+import { writePidFile } from "../ops/pid_file.ts";
 
 /** Handshakes processed at once; more are dropped (they cost X25519 work). */
 const MAX_HANDSHAKES_IN_FLIGHT = 64;
@@ -49,6 +53,7 @@ function samePeer(c: ConfiguredPeer, p: PeerOptions, key: HandshakeKey | null): 
   const a6 = (x?: Cidr) => (x ? formatCidr(x) : "");
   return formatCidr(c.options.address) === formatCidr(p.address) &&
     a6(c.options.address6) === a6(p.address6) &&
+    c.options.routes.map(formatCidr).join() === p.routes.map(formatCidr).join() &&
     c.keyId === (key?.keyIdValue ?? null);
 }
 
@@ -64,14 +69,22 @@ export class Server implements TunnelHost {
   readonly #byIndex = new Map<number, Peer>();
   /** Peers from the config (pinned) by name; never removed when idle. */
   readonly #configured = new Map<string, ConfiguredPeer>();
-  readonly #sharedKey: HandshakeKey;
+  /** Null when only listed peers are admitted (`shared_key = false`). */
+  readonly #sharedKey: HandshakeKey | null;
+  /** Networks behind clients (`routes` of [[server.peers]]), to their peers. */
+  #routes = new RouteTable<Peer>();
   /** Peers that own their address through their own key; nobody else may take it. */
   readonly #ownKey = new Set<Peer>();
   readonly #network: Cidr;
   readonly #serverAddr4: number;
   #inFlight = 0;
 
-  constructor(o: ServerOptions, rt: Runtime, sharedKey: HandshakeKey, peerKeys: (HandshakeKey | null)[]) {
+  constructor(
+    o: ServerOptions,
+    rt: Runtime,
+    sharedKey: HandshakeKey | null,
+    peerKeys: (HandshakeKey | null)[],
+  ) {
     this.#o = o;
     this.#rt = rt;
     this.#network = networkOf(o.address);
@@ -113,16 +126,24 @@ export class Server implements TunnelHost {
     this.#keys.clear();
     this.#pinnedByKey.clear();
     this.#ownKey.clear();
-    this.#keys.set(this.#sharedKey.keyIdValue, this.#sharedKey);
+    if (this.#sharedKey) this.#keys.set(this.#sharedKey.keyIdValue, this.#sharedKey);
+    const routes = new RouteTable<Peer>();
     peers.forEach((p, i) => {
       const key = peerKeys[i];
       const peer = this.#configured.get(p.name)!.peer;
+      for (const r of p.routes) routes.insert(r, peer);
       if (key) {
         this.#keys.set(key.keyIdValue, key);
         this.#pinnedByKey.set(key.keyIdValue, { peer });
         this.#ownKey.add(peer);
       }
     });
+    this.#routes = routes;
+  }
+
+  /** The `routes` of every configured peer, for the kernel routes through the TUN. */
+  peerRoutes(): Cidr[] {
+    return [...this.#configured.values()].flatMap((c) => c.options.routes);
   }
 
   /** Drop every session of `peer` and forget its addresses. */
@@ -142,12 +163,14 @@ export class Server implements TunnelHost {
 
   peerForPacket(pkt: Uint8Array, len: number): Peer | null {
     const v = ipVersion(pkt, 0, len);
-    if (v === 4) return this.#byAddr4.get(ipv4Destination(pkt, 0)) ?? null;
+    if (v === 4) {
+      const dst = ipv4Destination(pkt, 0);
+      return this.#byAddr4.get(dst) ?? (this.#routes.size4 > 0 ? this.#routes.lookup4(dst) ?? null : null);
+    }
     if (v === 6) {
       const p = this.#byAddr6.get(ipv6DestinationLow(pkt, 0));
-      return p !== undefined && p.address6 !== null && ipv6Equals(pkt, IPV6_DESTINATION, p.address6)
-        ? p
-        : null;
+      if (p !== undefined && p.address6 !== null && ipv6Equals(pkt, IPV6_DESTINATION, p.address6)) return p;
+      return this.#routes.size6 > 0 ? this.#routes.lookup6(pkt, IPV6_DESTINATION) ?? null : null;
     }
     return null;
   }
@@ -158,10 +181,17 @@ export class Server implements TunnelHost {
 
   sourceAllowed(peer: Peer, pkt: Uint8Array, len: number): boolean {
     const v = ipVersion(pkt, 0, len);
-    if (v === 4) return ipv4Source(pkt, 0) === peer.address4;
+    // A source in a network behind a client is accepted from that client only (longest prefix wins).
+    if (v === 4) {
+      const src = ipv4Source(pkt, 0);
+      return src === peer.address4 || (this.#routes.size4 > 0 && this.#routes.lookup4(src) === peer);
+    }
     if (v === 6) {
-      return peer.address6 !== null && ipv6SourceLow(pkt, 0) === ipv6Low(peer.address6) &&
-        ipv6Equals(pkt, IPV6_SOURCE, peer.address6);
+      if (
+        peer.address6 !== null && ipv6SourceLow(pkt, 0) === ipv6Low(peer.address6) &&
+        ipv6Equals(pkt, IPV6_SOURCE, peer.address6)
+      ) return true;
+      return this.#routes.size6 > 0 && this.#routes.lookup6(pkt, IPV6_SOURCE) === peer;
     }
     return false;
   }
@@ -353,17 +383,23 @@ export class Server implements TunnelHost {
 
 /** Run the server until SIGINT/SIGTERM; resolves to the exit code only on a failure to start. */
 export async function runServer(o: ServerOptions, reload?: () => ServerOptions): Promise<number> {
-  const { key, created } = loadKey(o.key, true);
-  if (created && o.key.kind === "file") {
-    log.info("created a new key file", {
-      path: o.key.path,
-      next:
-        `copy it to each client and run: vpn client --peer THIS_HOST:${o.listen.port} --key-file ${o.key.path}`,
-    });
+  let shared: HandshakeKey | null = null;
+  if (o.sharedKey) {
+    const { key, created } = loadKey(o.key, true);
+    if (created && o.key.kind === "file") {
+      log.info("created a new key file", {
+        path: o.key.path,
+        next:
+          `copy it to each client and run: vpn client --peer THIS_HOST:${o.listen.port} --key-file ${o.key.path}`,
+      });
+    }
+    shared = await deriveHandshakeKey(key);
+  } else if (o.peers.every((p) => !p.key)) {
+    log.warn("no shared key and no peer with its own key: no client can connect", {});
   }
-  const shared = await deriveHandshakeKey(key);
   const peerKeys = await Promise.all(o.peers.map((p) => p.key ? deriveHandshakeKey(p.key) : null));
   let server: Server | null = null;
+  let kernelRoutes: PeerRoutes | null = null;
   return await startRuntime({
     role: "server",
     tun: o.tun,
@@ -383,6 +419,14 @@ export async function runServer(o: ServerOptions, reload?: () => ServerOptions):
         rt.cleanup.add(`remove ${m.rule}`, () => m.remove());
         log.info("masquerading", { rule: m.rule, tool: m.tool });
       }
+      rt.tunnel.relayClients = o.clientToClient;
+      kernelRoutes = new PeerRoutes(rt.tunName, rt.cleanup);
+      kernelRoutes.sync(server!.peerRoutes());
+      writePidFile(rt.cleanup, rt.tunName, o.configFile ?? null);
+      const env = hookEnv("server", rt.tunName, o.address, o.address6 ?? null);
+      // pre_down is registered first so it also runs after a post_up that failed half-way.
+      rt.cleanup.add("run pre_down", () => runHooks("pre_down", o.preDown, env));
+      await runHooks("post_up", o.postUp, env);
     },
     host: (rt) => (server = new Server(o, rt, shared, peerKeys)),
     tick: () => server?.tick(),
@@ -391,6 +435,7 @@ export async function runServer(o: ServerOptions, reload?: () => ServerOptions):
       const next = reload();
       const keys = await Promise.all(next.peers.map((p) => p.key ? deriveHandshakeKey(p.key) : null));
       server!.setPeers(next.peers, keys);
+      kernelRoutes?.sync(server!.peerRoutes());
       log.info("reloaded peers", { config: next.configFile, peers: next.peers.length });
     }),
     started: (rt) =>
@@ -402,6 +447,8 @@ export async function runServer(o: ServerOptions, reload?: () => ServerOptions):
         address6: o.address6 ? formatCidr(o.address6) : undefined,
         mtu: o.mtu,
         peers: o.peers.length,
+        shared_key: o.sharedKey,
+        client_to_client: o.clientToClient,
       }),
   });
 }
