@@ -23,7 +23,13 @@ export function writePidFile(cleanup: Cleanup, tun: string, config: string | nul
   const path = pidFilePath(tun);
   const body: PidFile = { pid: Deno.pid, config: config === null ? null : Deno.realPathSync(config) };
   Deno.writeTextFileSync(path, JSON.stringify(body) + "\n", { mode: 0o600 });
-  cleanup.add(`remove ${path}`, () => Deno.removeSync(path));
+  cleanup.add(`remove ${path}`, () => {
+    try {
+      Deno.removeSync(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  });
 }
 
 /** The pid file of `tun`, or null when there is none (or it is not one of ours). */
