@@ -30,6 +30,13 @@ export function hookEnv(
   return env;
 }
 
+/** Our environment without the key: a hook has no business with it (nor do the programs it starts). */
+function inherited(): Record<string, string> {
+  const env = Deno.env.toObject();
+  delete env.VPN_KEY;
+  return env;
+}
+
 /** Run `commands` in order; throws HookError at the first that fails (the rest do not run). */
 export async function runHooks(
   which: "post_up" | "pre_down",
@@ -40,8 +47,14 @@ export async function runHooks(
     const shown = [cmd, ...args].join(" ");
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(cmd, { args, env, stdin: "null", stdout: "inherit", stderr: "inherit" })
-        .spawn();
+      child = new Deno.Command(cmd, {
+        args,
+        env: { ...inherited(), ...env },
+        clearEnv: true,
+        stdin: "null",
+        stdout: "inherit",
+        stderr: "inherit",
+      }).spawn();
     } catch (e) {
       throw new HookError(`${which} ${JSON.stringify(shown)}: cannot run it: ${(e as Error).message}`);
     }
