@@ -206,3 +206,55 @@ Deno.test("a peer key file readable by others is refused", () => {
     assert(loadServerOptions({ config: path }, {}).peers[0].key);
   });
 });
+
+Deno.test("peer routes: overlapping another peer's route or the overlay subnet is an error naming both", () => {
+  const peer = (name: string, addr: string, routes: string) =>
+    `[[server.peers]]\nname = "${name}"\naddress = "${addr}"\nroutes = ${routes}\n`;
+  withConfig(
+    `[server]\n` + peer("a", "10.0.0.2", `["192.168.50.0/24"]`) + peer("b", "10.0.0.3", `["192.168.0.0/16"]`),
+    (path) => {
+      assertMatch(
+        configError(() => loadServerOptions({ config: path }, {})),
+        /:9: server\.peers\[1\]\.routes: got "192\.168\.0\.0\/16"; allowed: a network that does not overlap peer "a"'s route 192\.168\.50\.0\/24$/,
+      );
+    },
+  );
+  withConfig(`[server]\n` + peer("a", "10.0.0.2", `["10.0.0.128/25"]`), (path) => {
+    assertMatch(
+      configError(() => loadServerOptions({ config: path }, {})),
+      /server\.peers\[0\]\.routes: got "10\.0\.0\.128\/25"; allowed: a network outside the overlay subnet 10\.0\.0\.0\/24 \(server\.address\)$/,
+    );
+  });
+  withConfig(`[server]\n` + peer("a", "10.0.0.2", `["192.168.50.7/24", "fd00:50::/64"]`), (path) => {
+    const o = loadServerOptions({ config: path }, {});
+    assertEquals(o.peers[0].routes.map(formatCidr), ["192.168.50.0/24", "fd00:50::/64"]);
+  });
+});
+
+Deno.test("shared_key, client_to_client, public_endpoint, hooks and client forward", () => {
+  withConfig(
+    `[server]\nshared_key = false\nclient_to_client = false\npublic_endpoint = "vpn.example.com:51820"\n` +
+      `post_up = [["nft", "-f", "up.nft"]]\npre_down = [["sh", "-c", "echo bye"]]\n` +
+      `[client]\nforward = true\npost_up = [["true"]]\n`,
+    (path) => {
+      const s = loadServerOptions({ config: path }, {});
+      assertEquals([s.sharedKey, s.clientToClient], [false, false]);
+      assertEquals(s.publicEndpoint, { hostname: "vpn.example.com", port: 51820 });
+      assertEquals(s.postUp, [["nft", "-f", "up.nft"]]);
+      assertEquals(s.preDown, [["sh", "-c", "echo bye"]]);
+      const c = loadClientOptions({ config: path, peer: "h:1" }, {});
+      assertEquals([c.forward, c.postUp, c.preDown], [true, [["true"]], []]);
+    },
+  );
+  // Peers listed and no key configured anywhere (no default key file either): only listed peers.
+  withConfig(`[server]\n[[server.peers]]\nname = "a"\naddress = "10.0.0.2"\nkey = "${KEY_A}"\n`, (path) => {
+    assertEquals(loadServerOptions({ config: path }, {}).sharedKey, false);
+    assertEquals(loadServerOptions({ config: path }, { VPN_KEY: KEY_B }).sharedKey, true);
+  });
+  assertEquals(loadServerOptions({}, {}).sharedKey, true);
+  for (const bad of [`post_up = "ls"`, `post_up = [[]]`, `post_up = [["ls", 1]]`, `pre_down = [[""]]`]) {
+    withConfig(`[server]\n${bad}\n`, (path) => {
+      assertMatch(configError(() => loadServerOptions({ config: path }, {})), /allowed: a list of commands/);
+    });
+  }
+});

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import type { Host } from "./netns/hosts.ts";
-import { vpnCmd, type VpnLab, withVpnLab } from "./netns/vpn.ts";
+import { eventually, newKey, vpnCmd, type VpnLab, withVpnLab } from "./netns/vpn.ts";
 import type { StatusReport } from "../src/ops/status_report.ts";
 
 const A_LAN = "192.168.50.0/24", A_HOST = "192.168.50.1";
@@ -120,5 +120,21 @@ Deno.test("e2e: client_to_client = false drops relayed packets and counts them; 
       env: { VPN_RUN_DIR: lab.runDir },
     });
     assertMatch(t.stdout, /DROPS a\/r\/n\/o\/m\/c/);
+  });
+});
+
+Deno.test("e2e: shared_key = false admits only listed peers, even with the shared key in VPN_KEY", async () => {
+  await withVpnLab({ hosts: ["srv", "c1", "c2"] }, async (lab, net) => {
+    const own = newKey();
+    const server = await lab.server("srv", {
+      config:
+        `[server]\nshared_key = false\n[[server.peers]]\nname = "own"\naddress = "10.0.0.9"\nkey = "${own}"\n`,
+    });
+    assertMatch(server.output(), /shared_key=false/);
+    const shared = await lab.client("c1", server, { wait: false });
+    const listed = await lab.client("c2", server, { key: own });
+    assertEquals(listed.overlay, "10.0.0.9");
+    await net.host("c2").waitForPing("10.0.0.1", 5000);
+    assert(!(await eventually(() => Promise.resolve(/handshake complete/.test(shared.output())), 3000)));
   });
 });
