@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import type { Host } from "./netns/hosts.ts";
-import { eventually, vpnCmd, VpnLab, withVpnLab } from "./netns/vpn.ts";
+import { eventually, vpnCmd, type VpnLab, withVpnLab } from "./netns/vpn.ts";
 import { ConfigFile } from "../src/config/config_file.ts";
 import { serverOptionsFrom } from "../src/config/config.ts";
 
