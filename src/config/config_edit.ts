@@ -32,11 +32,9 @@ export async function lockConfig(path: string): Promise<ConfigLock> {
   clearTimeout(timer);
   if (got === "timeout") {
     // The pending lock request ends with the process (the caller exits with this error).
+    const waited = `${LOCK_WAIT_MS / 1000} s`;
     throw new ConfigError(
-      `--config ${path}: locked by another 'vpn peer' command for ${
-        LOCK_WAIT_MS / 1000
-      } s (lock file ${lockPath}); ` +
-        "try again when it has finished",
+      `--config ${path}: locked by another 'vpn peer' command for ${waited} (lock file ${lockPath}); try again`,
     );
   }
   return {

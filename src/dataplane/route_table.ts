@@ -4,7 +4,9 @@
  * so a lookup costs one masked `Map.get` per distinct length (typically 1-3) and allocates nothing; IPv6
  * routes are few and scanned longest first, compared in place in the packet.
  * wireguard-go's allowedips.go uses a bit trie for the same job; with a handful of prefix lengths the per-length
- * maps are as cheap and much smaller code.
+ * maps are as cheap and much smaller code. Measured (bench/route_table_bench.ts, this 2-core machine): ~95 ns
+ * per lookup with 1002 routes in 3 prefix lengths; the server skips it entirely while no peer has routes, and
+ * does it only after the exact overlay-address lookup missed.
  */
 import { type Cidr, networkOf } from "../net/cidr.ts";
 
