@@ -14,6 +14,21 @@ function startServer(lab: VpnLab, host: Host, config: string) {
   return host.spawn(vpnCmd("server", "--config", config), { env: { VPN_RUN_DIR: lab.runDir } });
 }
 
+/** `vpn ARGS` seeing `etc` as its /etc (a private mount namespace); nothing outside it changes. */
+function inOwnEtc(etc: string, args: string[]): string[] {
+  return [
+    "unshare",
+    "-m",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    `mount --bind "$0" /etc && exec "$@"`,
+    etc,
+    ...vpnCmd(...args),
+  ];
+}
+
 function exists(path: string): Promise<boolean> {
   return Deno.lstat(path).then(() => true, () => false);
 }
@@ -123,18 +138,6 @@ Deno.test("e2e: a fresh host: vpn server with no flags creates /etc/vpn and its 
     const srvEtc = `${lab.dir}/srv-etc`, cEtc = `${lab.dir}/c1-etc`;
     await Deno.mkdir(srvEtc);
     await Deno.mkdir(cEtc);
-    // Each process sees its own empty /etc; nothing outside this mount namespace changes.
-    const inOwnEtc = (etc: string, args: string[]) => [
-      "unshare",
-      "-m",
-      "--propagation",
-      "private",
-      "sh",
-      "-c",
-      `mount --bind "$0" /etc && exec "$@"`,
-      etc,
-      ...vpnCmd(...args),
-    ];
     const hostHadKey = await exists("/etc/vpn/vpn.key");
     const server = srv.spawn(inOwnEtc(srvEtc, ["server"]), { env: { VPN_RUN_DIR: `${lab.dir}/srv-run` } });
     await server.waitForOutput(/server started/, 20_000);
@@ -151,6 +154,40 @@ Deno.test("e2e: a fresh host: vpn server with no flags creates /etc/vpn and its 
     });
     await client.waitForOutput(/handshake complete .*address=10\.0\.0\.2\/24/, 20_000);
     await c1.waitForPing("10.0.0.1", 5000);
+    assertEquals((await client.stop()).code, 0);
+    assertEquals((await server.stop()).code, 0);
+  });
+});
+
+Deno.test("e2e: a fresh host, the README's quick start: peer add without --config, then vpn server with no flags", async () => {
+  await withVpnLab({ hosts: ["srv", "c1"] }, async (lab, net) => {
+    const [srv, c1] = [net.host("srv"), net.host("c1")];
+    const etc = `${lab.dir}/srv-etc`;
+    await Deno.mkdir(etc);
+    const env = { VPN_RUN_DIR: lab.runDir };
+    const out = `${lab.dir}/laptop.toml`;
+    const r = await srv.run(
+      inOwnEtc(etc, ["peer", "add", "laptop", "--endpoint", `${srv.address}:51820`, "--out", out]),
+      {
+        env,
+      },
+    );
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stdout, /added peer laptop with address 10\.0\.0\.2 to \/etc\/vpn\/vpn\.toml \(created\)/);
+    assertEquals((await Deno.stat(`${etc}/vpn`)).mode! & 0o777, 0o700);
+    assertEquals((await Deno.stat(`${etc}/vpn/vpn.toml`)).mode! & 0o777, 0o600);
+    const server = srv.spawn(inOwnEtc(etc, ["server"]), { env });
+    await server.waitForOutput(/server started .*peers=1 shared_key=false/, 20_000);
+    assert(
+      !(await exists(`${etc}/vpn/vpn.key`)),
+      "a shared key was created although only listed peers are admitted",
+    );
+    const client = c1.spawn(vpnCmd("client", "--config", out, "--tun", lab.tunName("vc")), { env });
+    await client.waitForOutput(/handshake complete .*address=10\.0\.0\.2\/24/, 20_000);
+    await c1.waitForPing("10.0.0.1", 5000);
+    const list = await srv.run(inOwnEtc(etc, ["peer", "list"]), { env });
+    assertMatch(list.stdout, /^\/etc\/vpn\/vpn\.toml: 1 peer\(s\); server running on vpn0\nNAME +ADDRESS/);
+    assertMatch(list.stdout, /\nlaptop +10\.0\.0\.2 +- +\d+s ago +\d+ +\d+$/m);
     assertEquals((await client.stop()).code, 0);
     assertEquals((await server.stop()).code, 0);
   });
