@@ -71,6 +71,9 @@ export const RTF_UP = 0x1;
 export const RTF_GATEWAY = 0x2;
 /** Route flag: host route (full-length prefix). */
 export const RTF_HOST = 0x4;
+/** Route flag: reject (with type RTN_UNREACHABLE: packets to it fail at once with ENETUNREACH). */
+export const RTF_REJECT = 0x200;
+const RTN_UNREACHABLE = 7;
 
 /**
  * struct rtentry (120 bytes): rt_dst @8, rt_gateway @24, rt_genmask @40 (sockaddrs), rt_flags u16 @56,
@@ -112,16 +115,18 @@ export function in6Rtmsg(
   prefixLength: number,
   gateway: Uint8Array | null,
   ifindex: number,
+  reject = false,
 ): Uint8Array<ArrayBuffer> {
   const buf = new Uint8Array(80);
   buf.set(dst, 0);
-  let flags = RTF_UP;
+  let flags = reject ? RTF_UP | RTF_REJECT : RTF_UP;
   if (gateway) {
     buf.set(gateway, 32);
     flags |= RTF_GATEWAY;
   }
   if (prefixLength === 128) flags |= RTF_HOST;
   const v = view(buf);
+  if (reject) v.setUint32(48, RTN_UNREACHABLE, true);
   v.setUint16(52, prefixLength, true);
   v.setUint32(56, IP6_RT_PRIO_USER, true);
   v.setUint32(72, flags, true);

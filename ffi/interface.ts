@@ -236,6 +236,52 @@ export function deleteRoute(cidr: string, ifname: string, gateway?: string): voi
   route("delete", cidr, ifname, gateway);
 }
 
+/**
+ * Add (or delete) an IPv6 "unreachable" route to `cidr` (RTF_REJECT on the loopback device): packets to it
+ * fail at once instead of taking a less specific route.
+ */
+export function setRejectRoute6(op: "add" | "delete", cidr: string): void {
+  const action = `${op} unreachable route ${cidr}`;
+  let dst;
+  try {
+    dst = networkOf(requireCidr(cidr));
+  } catch (e) {
+    throw new InterfaceError(action, "EINVAL", (e as Error).message, { cause: e });
+  }
+  if (dst.family !== 6) throw new InterfaceError(action, "EINVAL", "only IPv6 reject routes are supported");
+  const msg = in6Rtmsg(dst.address, dst.prefixLength, null, interfaceIndex("lo"), true);
+  const call = op === "add" ? "ioctl(SIOCADDRT)" : "ioctl(SIOCDELRT)";
+  withSocket(
+    action,
+    AF_INET6,
+    (fd) => ioctlOrThrow(fd, op === "add" ? SIOCADDRT : SIOCDELRT, msg, action, call),
+  );
+}
+
+/** The IPv6 default route of the main table with the lowest metric, from /proc/net/ipv6_route, or null. */
+export function defaultRouteV6(): { gateway: string; ifname: string } | null {
+  let text;
+  try {
+    text = Deno.readTextFileSync("/proc/net/ipv6_route");
+  } catch {
+    return null; // no IPv6 on this host
+  }
+  let best: { gateway: string; ifname: string; metric: number } | null = null;
+  for (const line of text.trim().split("\n")) {
+    // dst dst_len src src_len next_hop metric refcnt use flags iface (hex)
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10 || !/^0{32}$/.test(f[0]) || f[1] !== "00") continue;
+    const flags = parseInt(f[8], 16);
+    if (!(flags & 0x1) || !(flags & 0x2) || (flags & 0x200)) continue; // RTF_UP, RTF_GATEWAY, not RTF_REJECT
+    const metric = parseInt(f[5], 16);
+    if (best && best.metric <= metric) continue;
+    const gw = new Uint8Array(16);
+    for (let i = 0; i < 16; i++) gw[i] = parseInt(f[4].slice(2 * i, 2 * i + 2), 16);
+    best = { gateway: formatIp(gw), ifname: f[9], metric };
+  }
+  return best && { gateway: best.gateway, ifname: best.ifname };
+}
+
 /** The IPv4 default route of the main table with the lowest metric, from /proc/net/route, or null. */
 export function defaultRouteV4(): { gateway: string; ifname: string } | null {
   const lines = Deno.readTextFileSync("/proc/net/route").trim().split("\n").slice(1);

@@ -6,6 +6,7 @@ import { generateKey, KeyError, keyToBase64 } from "./config/key_file.ts";
 import { VERSION } from "./version.ts";
 import { runServer } from "./roles/server.ts";
 import { runClient } from "./roles/client.ts";
+import { runUnblock } from "./roles/unblock.ts";
 import { runStatus } from "./ops/status.ts";
 import { runPeer } from "./ops/peer_command.ts";
 
@@ -58,31 +59,43 @@ const COMMANDS: Record<string, Command> = {
   --udp KIND         UDP implementation: auto (default), batched, deno`,
   },
   client: {
-    usage: "vpn client --peer HOST:PORT [--config FILE] [--tun NAME] [--address CIDR]\n" +
+    usage:
+      "vpn client --peer HOST:PORT [--peer HOST:PORT]... [--config FILE] [--tun NAME] [--address CIDR]\n" +
       "                  [--key-file FILE | --key BASE64] [--route CIDR]... [--default-route]\n" +
+      "                  [--kill-switch] [--no-dns]\n" +
+      "       vpn client --unblock [--tun NAME]\n" +
       "                  [--keepalive SECONDS] [--log-level LEVEL] [--crypto KIND] [--udp KIND]",
     options: {
       ...COMMON,
       ...KEY_OPTS,
       ...PATH_OPTS,
       config: { type: "string" },
-      peer: { type: "string" },
+      peer: { type: "string", multiple: true },
       tun: { type: "string" },
       address: { type: "string" },
       route: { type: "string", multiple: true },
       "default-route": { type: "boolean" },
+      "kill-switch": { type: "boolean" },
+      "no-dns": { type: "boolean" },
+      unblock: { type: "boolean" },
       keepalive: { type: "string" },
     },
     help: `Connect to a VPN server and bring up the tunnel.
 
-  --peer HOST:PORT   the server (name, IPv4, or [IPv6] with port)
+  --peer HOST:PORT   the server (name, IPv4, or [IPv6] with port); repeat it to name fallback
+                     servers, tried in order when the current one stops answering (15 s)
   --config FILE      settings from the [client] section of a TOML file (see config.toml)
   --tun NAME         TUN device name (default vpn0)
   --address CIDR     overlay address to ask for (default: the server assigns one)
   --key-file FILE    key file (default /etc/vpn/vpn.key)
   --key BASE64       the key itself (also VPN_KEY in the environment)
   --route CIDR       send this network through the tunnel (repeatable)
-  --default-route    send all traffic through the tunnel (the server stays reachable directly)
+  --default-route    send all traffic through the tunnel, IPv4 and IPv6 (the server stays reachable
+                     directly); without IPv6 in the tunnel, IPv6 is blocked while it runs
+  --kill-switch      drop everything that does not go through the tunnel or to a server, from start
+                     to clean stop (an nft table; it stays after a crash until the next start)
+  --unblock          remove what a killed client left (kill switch, blocked IPv6, resolv.conf) and exit
+  --no-dns           ignore the resolvers the server pushes (default: apply them while running)
   --keepalive SECS   keepalive interval when idle, 0 to disable
                      (default: the interval the server announces, 25 s by default)
   --log-level LEVEL  debug, info, warn or error (default info)
@@ -217,6 +230,7 @@ export async function main(
       case "server":
         return await runServer(loadServerOptions(flags, env), () => loadServerOptions(flags, env));
       case "client":
+        if (flags.unblock === true) return await runUnblock((flags.tun as string | undefined) ?? "vpn0");
         return await runClient(loadClientOptions(flags, env));
       case "peer":
         return await runPeer(flags._words as string[], flags);

@@ -15,8 +15,16 @@ import { ConfigError } from "./config_error.ts";
 import { ConfigFile } from "./config_file.ts";
 import { type HostPort, parseHostPort, parsePort } from "../net/host_port.ts";
 import { KeyError, keyFromBase64, type KeySource, readKeyFile } from "./key_file.ts";
-import { DEFAULT_KEEPALIVE_SECONDS, DEFAULT_MTU } from "../protocol/constants.ts";
+import {
+  CONFIG_MAX_ENTRIES,
+  CONFIG_MAX_LENGTH,
+  DEFAULT_KEEPALIVE_SECONDS,
+  DEFAULT_MTU,
+} from "../protocol/constants.ts";
+import { encodeConfigMessage } from "../protocol/wire.ts";
 import { LOG_LEVELS, type LogLevel } from "../ops/log.ts";
+import { formatIp } from "../net/ip_address.ts";
+import { isDomainName } from "../net/domain_name.ts";
 
 export { ConfigError } from "./config_error.ts";
 
@@ -65,12 +73,22 @@ export interface ServerOptions {
   readonly clientToClient: boolean;
   readonly postUp: readonly HookCommand[];
   readonly preDown: readonly HookCommand[];
+  /** Resolvers (IP addresses) and search domains pushed to clients; empty = none. */
+  readonly dns: readonly string[];
+  readonly dnsSearch: readonly string[];
   readonly configFile?: string;
 }
 
 /** Everything `vpn client` runs with. */
 export interface ClientOptions {
+  /** The first server (`servers[0]`). */
   readonly peer: HostPort;
+  /** Every server, tried in order (failover). */
+  readonly servers: readonly HostPort[];
+  /** Apply the resolvers the server pushes (false: `--no-dns` / `dns = false`). */
+  readonly dns: boolean;
+  /** Drop everything that does not go through the TUN or to a server, while the client runs. */
+  readonly killSwitch: boolean;
   readonly tun: string;
   readonly address?: Cidr;
   readonly key: KeySpec;
@@ -135,6 +153,8 @@ const SERVER_KEYS = [
   "client_to_client",
   "post_up",
   "pre_down",
+  "dns",
+  "dns_search",
 ];
 const PEER_KEYS = ["name", "address", "address6", "key", "key_file", "routes"];
 const CLIENT_KEYS = [
@@ -152,6 +172,9 @@ const CLIENT_KEYS = [
   "udp",
   "post_up",
   "pre_down",
+  "peers",
+  "dns",
+  "kill_switch",
 ];
 
 function fail(where: string, given: unknown, allowed: string): never {
@@ -536,8 +559,45 @@ export function serverOptionsFrom(
     clientToClient: asBoolOr(sec.get("client_to_client"), true),
     postUp: asHooks(sec.get("post_up")),
     preDown: asHooks(sec.get("pre_down")),
+    ...resolvePushedDns(sec),
     configFile: file?.path,
   };
+}
+
+function resolvePushedDns(sec: Section): { dns: string[]; dnsSearch: string[] } {
+  const dnsG = sec.get("dns"), searchG = sec.get("dns_search");
+  const dns = dnsG ? asList(dnsG, 'IP addresses such as ["10.0.0.1"]', asIpText) : [];
+  const dnsSearch = searchG ? asList(searchG, 'domain names such as ["corp.example"]', asDomain) : [];
+  try {
+    encodeConfigMessage({ dns, search: dnsSearch });
+  } catch {
+    fail(
+      searchG!.where,
+      dnsSearch.join(","),
+      `search domains of at most ${CONFIG_MAX_LENGTH - 150} characters together`,
+    );
+  }
+  return { dns, dnsSearch };
+}
+
+function asList<T>(g: Given, allowed: string, one: (g: Given) => T): T[] {
+  const list = g.value;
+  if (!Array.isArray(list) || list.length > CONFIG_MAX_ENTRIES) {
+    fail(g.where, list, `a list of at most ${CONFIG_MAX_ENTRIES} ${allowed}`);
+  }
+  return list.map((v) => one({ value: v, where: g.where }));
+}
+
+function asIpText(g: Given): string {
+  const c = parseCidr(asString(g), "host");
+  if (!c || c.prefixLength !== (c.family === 4 ? 32 : 128)) fail(g.where, g.value, "an IPv4 or IPv6 address");
+  return formatIp(c.address);
+}
+
+function asDomain(g: Given): string {
+  const s = asString(g);
+  if (!isDomainName(s)) fail(g.where, s, "a domain name (letters, digits, - and ., at most 253 characters)");
+  return s;
 }
 
 /** Resolve `vpn client` settings. */
@@ -546,10 +606,31 @@ export function loadClientOptions(flags: Flags, env: Record<string, string | und
   const file = path === undefined ? undefined : ConfigFile.load(path);
   const sec = sectionOf(file, "client");
   sec.checkKeys(CLIENT_KEYS);
-  const peerG = first(flag(flags, "peer"), sec.get("peer"));
-  if (!peerG) {
+  const peerFlags = flags.peer as string[] | string | undefined;
+  const peerList = typeof peerFlags === "string" ? [peerFlags] : peerFlags ?? [];
+  const peerG = peerList.length > 0 ? { value: peerList, where: "--peer" } : sec.get("peer");
+  const peersG = sec.get("peers");
+  if (peerG && peersG && peerG.where !== "--peer") {
+    throw new ConfigError(`${peersG.where}: give only one of peer and peers`);
+  }
+  const serversG = peerG ?? peersG;
+  if (!serversG) {
     throw new ConfigError("--peer: missing; give the server as HOST:PORT, e.g. --peer 192.0.2.1:51820");
   }
+  const serverList = typeof serversG.value === "string" ? [serversG.value] : serversG.value;
+  if (!Array.isArray(serverList) || serverList.length === 0 || serverList.length > 16) {
+    fail(
+      serversG.where,
+      serversG.value,
+      'HOST:PORT, or a list of 1 to 16 of them such as ["a:51820", "b:51820"]',
+    );
+  }
+  const servers = serverList.map((v) => asHostPort({ value: v, where: serversG.where }));
+  const dnsG = first(
+    flags["no-dns"] === true ? { value: false, where: "--no-dns" } : undefined,
+    sec.get("dns"),
+  );
+  const ksG = first(flag(flags, "kill-switch"), sec.get("kill_switch"));
   const tunG = first(flag(flags, "tun"), sec.get("tun"));
   const addrG = first(flag(flags, "address"), sec.get("address"));
   const routeFlags = flags.route as string[] | undefined;
@@ -559,7 +640,10 @@ export function loadClientOptions(flags: Flags, env: Record<string, string | und
   const drG = first(flag(flags, "default-route"), sec.get("default_route"));
   const kaG = first(flag(flags, "keepalive"), sec.get("keepalive"));
   return {
-    peer: asHostPort(peerG),
+    peer: servers[0],
+    servers,
+    dns: dnsG ? asBool(dnsG) : true,
+    killSwitch: ksG ? asBool(ksG) : false,
     tun: tunG ? asIfname(tunG, true) : DEFAULTS.tun,
     address: addrG ? asCidr(addrG, undefined, "host-or-network") : undefined,
     key: resolveKey(flags, env, sec),

@@ -6,7 +6,7 @@
  * synchronously while traffic flows; with Deno's socket each direction has its own loop.
  */
 import { copyEndpoint, endpointEquals, endpointToString } from "../net/endpoint.ts";
-import { DATA_HEADER_LENGTH, DATA_OVERHEAD, MSG_DATA } from "../protocol/constants.ts";
+import { CONTROL_MAX_TYPE, DATA_HEADER_LENGTH, DATA_OVERHEAD, MSG_DATA } from "../protocol/constants.ts";
 import { DatagramBatch, type DatagramSocket } from "./datagram.ts";
 import { READY_OTHER, READY_TUN, type TunDevice } from "../../ffi/tun_device.ts";
 import { debugEnabled, log } from "../ops/log.ts";
@@ -28,6 +28,7 @@ const PARK_MS = 250;
 /** Slack beyond the MTU in a slot, so an oversized packet shows up as too long instead of truncated. */
 const SLOT_SLACK = 64;
 
+const EMPTY = new Uint8Array(0);
 /** What the loops ask of the server or client that owns them. */
 export interface TunnelHost {
   /** The peer an outbound packet (read from the TUN) goes to, or null when no peer holds its destination. */
@@ -44,6 +45,8 @@ export interface TunnelHost {
   authenticated(peer: Peer, session: Session, now: number): void;
   /** `peer` was first heard from a new endpoint (roaming). */
   roamed(peer: Peer, from: string): void;
+  /** An authenticated control message (`pkt[0] <= CONTROL_MAX_TYPE`, `len` bytes) arrived from `peer`. */
+  control(peer: Peer, pkt: Uint8Array, len: number): void;
 }
 
 /** Counters of the whole tunnel (drops not charged to a known peer). */
@@ -117,12 +120,18 @@ export class Tunnel {
   }
 
   /** Send one keepalive (an empty data packet) to `peer`; false when there is no session. */
-  async sendKeepalive(peer: Peer): Promise<boolean> {
+  sendKeepalive(peer: Peer): Promise<boolean> {
+    return this.sendControl(peer, EMPTY);
+  }
+
+  /** Send a control message (the plaintext `body`) to `peer`; false when there is no session. */
+  async sendControl(peer: Peer, body: Uint8Array): Promise<boolean> {
     const now = performance.now();
     const s = peer.sessions.sendSession(now);
     if (s === null || !peer.hasEndpoint) return false;
-    const buf = new Uint8Array(DATA_OVERHEAD);
-    const len = await s.seal(buf, 0, now);
+    const buf = new Uint8Array(DATA_OVERHEAD + body.length);
+    buf.set(body, DATA_HEADER_LENGTH);
+    const len = await s.seal(buf, body.length, now);
     if (len < 0) return false;
     peer.lastSentAt = now;
     peer.dataReceivedSince = -1;
@@ -359,8 +368,12 @@ export class Tunnel {
       peer.rxPackets++;
       peer.rxBytes += len;
       if (len === 0) continue; // keepalive
-      if (peer.dataReceivedSince < 0) peer.dataReceivedSince = now;
       const pkt = this.#inPlain[i];
+      if (pkt[0] <= CONTROL_MAX_TYPE) {
+        host.control(peer, pkt, len);
+        continue;
+      }
+      if (peer.dataReceivedSince < 0) peer.dataReceivedSince = now;
       if (!host.sourceAllowed(peer, pkt, len)) {
         peer.drops.no_route++;
         continue;

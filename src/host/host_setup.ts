@@ -1,7 +1,6 @@
 /** Bringing the TUN device up with its addresses, and the routes a client adds; each step registers its undo. */
 import {
   addRoute,
-  defaultRouteV4,
   deleteRoute,
   setInterfaceAddress,
   setInterfaceMtu,
@@ -9,7 +8,7 @@ import {
 } from "../../ffi/interface.ts";
 import { type Cidr, formatCidr } from "../net/cidr.ts";
 import type { Cleanup } from "./cleanup.ts";
-import { formatIp, requireIp } from "../net/ip_address.ts";
+import { formatIp } from "../net/ip_address.ts";
 import { log } from "../ops/log.ts";
 
 /** Address, MTU and up: what every TUN device needs before it carries packets. */
@@ -33,24 +32,6 @@ export function addTunnelRoute(cleanup: Cleanup, net: Cidr, ifname: string, gate
   addRoute(text, ifname, gateway);
   cleanup.add(`delete route ${text} dev ${ifname}`, () => deleteRoute(text, ifname, gateway));
   log.info("route added", { route: text, dev: ifname, via: gateway });
-}
-
-/**
- * Send all IPv4 traffic through the tunnel without touching the existing default route: two /1 routes
- * are more specific than 0.0.0.0/0, and a host route keeps the server reachable through the old gateway.
- */
-export function addDefaultRoute(cleanup: Cleanup, ifname: string, server: Uint8Array | null): void {
-  if (server) {
-    const old = defaultRouteV4();
-    if (old) {
-      addTunnelRoute(cleanup, { family: 4, address: server, prefixLength: 32 }, old.ifname, old.gateway);
-    } else {
-      log.warn("no IPv4 default route found; the server must be reachable without one", {});
-    }
-  }
-  for (const half of ["0.0.0.0", "128.0.0.0"]) {
-    addTunnelRoute(cleanup, { family: 4, address: requireIp(half), prefixLength: 1 }, ifname);
-  }
 }
 
 /**

@@ -63,7 +63,8 @@ export function findTool(name: string): string | null {
   return null;
 }
 
-async function run(cmd: string, args: string[], stdin?: string): Promise<void> {
+/** Run a tool such as nft to completion; throws `RoutingError` with its stderr when it fails. */
+export async function runTool(cmd: string, args: string[], stdin?: string): Promise<void> {
   let child;
   try {
     child = new Deno.Command(cmd, {
@@ -116,14 +117,14 @@ export async function addMasquerade(outIface: string, sourceCidr: string): Promi
       `    type nat hook postrouting priority srcnat; policy accept;\n` +
       `    oifname "${outIface}" ${family} saddr ${source} masquerade\n` +
       `  }\n}\n`;
-    await run(nft, ["-f", "-"], script);
+    await runTool(nft, ["-f", "-"], script);
     let removed = false;
     return {
       tool: "nft",
       rule: `${rule} (nft table ${family} ${table})`,
       remove: async () => {
         if (removed) return;
-        await run(nft, ["delete", "table", family, table]);
+        await runTool(nft, ["delete", "table", family, table]);
         removed = true;
       },
     };
@@ -146,14 +147,14 @@ export async function addMasquerade(outIface: string, sourceCidr: string): Promi
       "MASQUERADE",
     ];
     const withOp = (op: string) => ["-w", ...spec.slice(0, 2), op, ...spec.slice(2)];
-    await run(iptables, withOp("-A"));
+    await runTool(iptables, withOp("-A"));
     let removed = false;
     return {
       tool: "iptables",
       rule: `${rule} (${iptables.split("/").pop()} nat POSTROUTING)`,
       remove: async () => {
         if (removed) return;
-        await run(iptables, withOp("-D"));
+        await runTool(iptables, withOp("-D"));
         removed = true;
       },
     };

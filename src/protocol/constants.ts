@@ -86,3 +86,17 @@ export const LABEL_SESSION_KEYS = "vpn/1 session keys";
 export const PASSIVE_KEEPALIVE_MS = 10_000;
 /** The initiator handshakes again when data it sent has gone unanswered this long (the peer may have restarted). */
 export const UNANSWERED_TIMEOUT_MS = 15_000;
+
+/**
+ * Control messages travel as the plaintext of a data packet; their first byte is below 0x40, which no IP
+ * packet starts with (IPv4 0x4_, IPv6 0x6_), so the data path tells them apart with one comparison.
+ */
+export const CONTROL_MAX_TYPE = 0x3f;
+/** Client -> server: "send me your settings" (1 byte); sent after a handshake until answered. */
+export const CTRL_CONFIG_REQUEST = 0x01;
+/** Server -> client: resolvers and search domains (layout in wire.ts); only ever an answer to a request. */
+export const CTRL_CONFIG = 0x02;
+/** Most resolvers / search domains one config message carries. */
+export const CONFIG_MAX_ENTRIES = 8;
+/** Longest config message: fits any tunnel MTU (576 and up) with room to spare. */
+export const CONFIG_MAX_LENGTH = 512;

@@ -10,6 +10,9 @@
  * Data: type | receiver index (4) | counter (8) | ciphertext | tag (16). AAD = bytes [0, 13). All integers big-endian.
  */
 import {
+  CONFIG_MAX_ENTRIES,
+  CONFIG_MAX_LENGTH,
+  CTRL_CONFIG,
   DATA_HEADER_LENGTH,
   DATA_OVERHEAD,
   INITIATION_HEADER_LENGTH,
@@ -28,6 +31,7 @@ import {
   RESPONSE_PAYLOAD_LENGTH,
 } from "./constants.ts";
 import { formatIp, parseIp } from "../net/ip_address.ts";
+import { isDomainName } from "../net/domain_name.ts";
 
 /** Why a datagram was dropped. Closed set; `vpn status` counts drops by it. */
 export type DropReason =
@@ -326,4 +330,79 @@ export function decodeResponsePayload(b: Uint8Array): AssignedParams | DropReaso
     keepaliveSeconds: (b[25] << 8) | b[26],
   };
   return validParams(p) ? p : "payload";
+}
+
+/** Settings the server pushes to a client over the session (the CTRL_CONFIG control message). */
+export interface PushedConfig {
+  /** Resolver addresses, as text. */
+  dns: string[];
+  /** DNS search domains. */
+  search: string[];
+}
+
+/**
+ * CTRL_CONFIG layout: type (1), resolver count (1), per resolver family 4|6 (1) + address (4|16),
+ * domain count (1), per domain length 1..253 (1) + ASCII name. At most CONFIG_MAX_LENGTH bytes.
+ * Throws RangeError when the config does not fit (config loading checks this first).
+ */
+export function encodeConfigMessage(c: PushedConfig): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(CONFIG_MAX_LENGTH);
+  if (c.dns.length > CONFIG_MAX_ENTRIES || c.search.length > CONFIG_MAX_ENTRIES) {
+    throw new RangeError(`at most ${CONFIG_MAX_ENTRIES} resolvers and ${CONFIG_MAX_ENTRIES} search domains`);
+  }
+  let o = 0;
+  out[o++] = CTRL_CONFIG;
+  out[o++] = c.dns.length;
+  for (const text of c.dns) {
+    const ip = parseIp(text);
+    if (!ip) throw new RangeError(`not an IP address: ${text}`);
+    out[o++] = ip.length === 4 ? 4 : 6;
+    out.set(ip, o);
+    o += ip.length;
+  }
+  out[o++] = c.search.length;
+  for (const name of c.search) {
+    const bytes = new TextEncoder().encode(name);
+    if (!validDomain(bytes) || o + 1 + bytes.length > CONFIG_MAX_LENGTH) {
+      throw new RangeError(`search domain does not fit or is not a domain name: ${name}`);
+    }
+    out[o++] = bytes.length;
+    out.set(bytes, o);
+    o += bytes.length;
+  }
+  return out.slice(0, o);
+}
+
+function validDomain(b: Uint8Array): boolean {
+  for (const x of b) if (x < 0x21 || x > 0x7e) return false; // ASCII only: one byte per character
+  return isDomainName(String.fromCharCode(...b));
+}
+
+/** Total parser of a CTRL_CONFIG message (`b[0..len)`): the config, or "payload" for anything malformed. */
+export function decodeConfigMessage(b: Uint8Array, len: number): PushedConfig | DropReason {
+  if (len < 3 || len > CONFIG_MAX_LENGTH || len > b.length || b[0] !== CTRL_CONFIG) return "payload";
+  let o = 1;
+  const nDns = b[o++];
+  if (nDns > CONFIG_MAX_ENTRIES) return "payload";
+  const dns: string[] = [];
+  for (let i = 0; i < nDns; i++) {
+    const size = b[o] === 4 ? 4 : b[o] === 6 ? 16 : 0;
+    if (size === 0 || o + 1 + size > len) return "payload";
+    dns.push(formatIp(b.slice(o + 1, o + 1 + size)));
+    o += 1 + size;
+  }
+  if (o >= len) return "payload";
+  const nSearch = b[o++];
+  if (nSearch > CONFIG_MAX_ENTRIES) return "payload";
+  const search: string[] = [];
+  for (let i = 0; i < nSearch; i++) {
+    if (o >= len) return "payload";
+    const n = b[o];
+    if (o + 1 + n > len) return "payload";
+    const name = b.subarray(o + 1, o + 1 + n);
+    if (!validDomain(name)) return "payload";
+    search.push(String.fromCharCode(...name));
+    o += 1 + n;
+  }
+  return o === len ? { dns, search } : "payload";
 }

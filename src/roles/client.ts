@@ -2,24 +2,26 @@
  * `vpn client`: handshakes with the server, configures the TUN device with the address it is given,
  * keeps the session fresh (rekey, keepalives, retries with backoff) and follows the server if it moves.
  */
-import { type Cidr, formatCidr, networkOf, parseCidr } from "../net/cidr.ts";
+import { type Cidr, formatCidr, parseCidr } from "../net/cidr.ts";
 import type { ClientOptions } from "../config/config.ts";
 import {
+  CTRL_CONFIG,
+  CTRL_CONFIG_REQUEST,
   MSG_RESPONSE,
   PASSIVE_KEEPALIVE_MS,
   REKEY_TIMEOUT_MS,
   UNANSWERED_TIMEOUT_MS,
 } from "../protocol/constants.ts";
-import { wildcardAddressFor } from "../dataplane/datagram_select.ts";
-import { endpointIsV4, endpointToString, resolveEndpoint } from "../net/endpoint.ts";
+import { type Endpoint, endpointIsV4, endpointToString } from "../net/endpoint.ts";
 import {
   createInitiation,
   InitiationClock,
   type PendingInitiation,
   randomIndex,
 } from "../protocol/handshake.ts";
+import { ClientHostChanges } from "../host/client_host_changes.ts";
+import { ServerList } from "./server_list.ts";
 import { formatHostPort } from "../net/host_port.ts";
-import { addDefaultRoute, addTunnelRoute } from "../host/host_setup.ts";
 import { formatIp } from "../net/ip_address.ts";
 import { loadKey } from "../config/key_file.ts";
 import { deriveHandshakeKey, type HandshakeKey } from "../protocol/keys.ts";
@@ -30,12 +32,14 @@ import { startRuntime } from "./runtime.ts";
 import { Session } from "../protocol/session.ts";
 import { dropCategory, type StatusReport } from "../ops/status_report.ts";
 import type { TunnelHost } from "../dataplane/tunnel.ts";
-import type { AssignedParams } from "../protocol/wire.ts";
+import { type AssignedParams, decodeConfigMessage } from "../protocol/wire.ts";
 import { setIpv4Forwarding } from "../host/routing.ts";
 import { hookEnv, runHooks } from "../host/hooks.ts";
 
 /** Longest wait between handshake attempts while the server does not answer. */
 const MAX_RETRY_MS = 30_000;
+/** The config request control message (one byte). */
+const CONFIG_REQUEST = new Uint8Array([CTRL_CONFIG_REQUEST]);
 /** Largest MTU a server may announce (sizes the packet slots before the first handshake). */
 const MAX_MTU = 9000;
 
@@ -56,14 +60,29 @@ export class Client implements TunnelHost {
   /** What the server assigned; asked for again on every handshake so the address survives restarts. */
   #assigned: AssignedParams | null = null;
   #keepaliveMs = 0;
-  #routed = false;
+  readonly #servers: ServerList;
+  readonly #hostChanges: ClientHostChanges;
+  /** When the first unanswered initiation to the current server went out (the failover clock). */
+  #tryingSince = 0;
+  /** The current server answered the config request (or none is wanted). */
+  #configured = false;
+  #hooked = false;
 
-  constructor(o: ClientOptions, rt: Runtime, key: HandshakeKey, server: Uint8Array) {
+  constructor(
+    o: ClientOptions,
+    rt: Runtime,
+    key: HandshakeKey,
+    servers: ServerList,
+    changes: ClientHostChanges,
+  ) {
     this.#o = o;
     this.#rt = rt;
     this.#key = key;
+    this.#servers = servers;
+    this.#hostChanges = changes;
+    this.#configured = !changes.wantsConfig;
     this.#server = new Peer("server");
-    this.#server.endpoint.set(server);
+    this.#server.endpoint.set(servers.endpoint);
     this.#server.hasEndpoint = true;
     this.#keepaliveMs = (o.keepalive ?? 0) * 1000;
   }
@@ -99,8 +118,24 @@ export class Client implements TunnelHost {
 
   authenticated(): void {}
 
-  roamed(_peer: Peer, from: string): void {
+  roamed(peer: Peer, from: string): void {
     log.info("server moved", { endpoint: from });
+    this.#hostChanges.serverChanged(peer.endpoint.slice()).catch((e) =>
+      log.error("cannot follow the server's move", { error: (e as Error).message })
+    );
+  }
+
+  control(_peer: Peer, pkt: Uint8Array, len: number): void {
+    if (pkt[0] !== CTRL_CONFIG || this.#configured) return;
+    const c = decodeConfigMessage(pkt, len);
+    if (typeof c === "string") {
+      this.#rt.tunnel.counters.drops.malformed++;
+      return;
+    }
+    this.#configured = true;
+    this.#hostChanges.pushedConfig(c).catch((e) =>
+      log.error("cannot apply the pushed DNS settings", { error: (e as Error).message })
+    );
   }
 
   // ---------------------------------------------------------------- handshakes
@@ -111,7 +146,7 @@ export class Client implements TunnelHost {
     const index = this.#freshIndex();
     const requested = this.#assigned?.ipv4?.address ??
       (this.#o.address ? formatIp(this.#o.address.address) : null);
-    this.#attempts++;
+    if (this.#attempts++ === 0) this.#tryingSince = performance.now();
     this.#pendingSentAt = performance.now();
     if (debugEnabled) log.debug("handshake initiated", { reason: why, attempt: this.#attempts });
     createInitiation(this.#key, {
@@ -158,8 +193,10 @@ export class Client implements TunnelHost {
     this.#attempts = 0;
     this.#retryMs = REKEY_TIMEOUT_MS;
     this.#apply(hs.params);
-    // Confirms the new session to the server, which holds it back until a packet arrives on it.
-    await this.#rt.tunnel.sendKeepalive(server);
+    // Confirms the new session to the server, which holds it back until a packet arrives on it; the config
+    // request does the same and asks for the server's DNS settings.
+    if (this.#configured) await this.#rt.tunnel.sendKeepalive(server);
+    else await this.#rt.tunnel.sendControl(server, CONFIG_REQUEST);
     if (first) {
       log.info("handshake complete", {
         server: endpointToString(from),
@@ -182,13 +219,9 @@ export class Client implements TunnelHost {
       a ? parseCidr(`${a.address}/${a.prefix}`) : null;
     this.#rt.configureInterface(cidr(p.ipv4), cidr(p.ipv6), p.mtu);
     if (this.#o.keepalive === undefined) this.#keepaliveMs = p.keepaliveSeconds * 1000;
-    if (this.#routed) return;
-    this.#routed = true;
-    for (const net of this.#o.routes) addTunnelRoute(this.#rt.cleanup, networkOf(net), this.#rt.tunName);
-    if (this.#o.defaultRoute) {
-      const ep = this.#server.endpoint;
-      addDefaultRoute(this.#rt.cleanup, this.#rt.tunName, endpointIsV4(ep) ? ep.slice(12, 16) : null);
-    }
+    this.#hostChanges.tunnelUp(this.#server.endpoint, p.ipv6 !== null);
+    if (this.#hooked) return;
+    this.#hooked = true;
     this.#hooks(cidr(p.ipv4), cidr(p.ipv6));
   }
 
@@ -206,6 +239,41 @@ export class Client implements TunnelHost {
     runHooks("post_up", o.postUp, env).catch((e) => globalThis.reportError(e));
   }
 
+  /** Move on to the next server (failover): a fresh handshake there, routes and kill switch following. */
+  #failover(why: string): void {
+    const from = this.#servers.name;
+    const ep = this.#servers.next();
+    log.warn("server not answering; moving to the next server", {
+      from,
+      to: this.#servers.name,
+      reason: why,
+    });
+    this.#useEndpoint(ep);
+    this.#configured = !this.#hostChanges.wantsConfig;
+    this.#attempts = 0;
+    this.#retryMs = REKEY_TIMEOUT_MS;
+    this.#initiate("failover");
+  }
+
+  #useEndpoint(ep: Endpoint): void {
+    this.#server.endpoint.set(ep);
+    this.#hostChanges.serverChanged(ep).catch((e) =>
+      log.error("cannot follow the server change", { error: (e as Error).message })
+    );
+  }
+
+  /** Retry the handshake, looking the server's name up again first (it may have moved). */
+  #retry(): void {
+    this.#servers.refresh().then((ep) => {
+      if (ep === null) return;
+      log.info("server name resolves to a new address", {
+        server: this.#servers.name,
+        endpoint: endpointToString(ep),
+      });
+      this.#useEndpoint(ep);
+    }).finally(() => this.#initiate("retry"));
+  }
+
   // ---------------------------------------------------------------- timers and status
 
   /** Once a second: retries, rekeys, keepalives, and noticing a server that stopped answering. */
@@ -214,15 +282,23 @@ export class Client implements TunnelHost {
     const server = this.#server;
     for (const s of server.sessions.expire(now)) this.#byIndex.delete(s.localIndex);
     const session = server.sessions.sendSession(now);
+    this.#hostChanges.tick();
+    if (session !== null && !this.#configured) {
+      this.#rt.tunnel.sendControl(server, CONFIG_REQUEST).catch(() => {});
+    }
     if (this.#pending !== null) {
       if (now - this.#pendingSentAt >= this.#retryMs) {
+        if (this.#servers.length > 1 && now - this.#tryingSince >= UNANSWERED_TIMEOUT_MS) {
+          this.#failover("no handshake response");
+          return;
+        }
         log.info("server not answering; retrying handshake", {
           server: endpointToString(server.endpoint),
           attempt: this.#attempts + 1,
           waited_s: Math.round(this.#retryMs / 1000),
         });
         this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS);
-        this.#initiate("retry");
+        this.#retry();
       }
       return;
     }
@@ -239,8 +315,12 @@ export class Client implements TunnelHost {
       return;
     }
     if (server.unansweredSince >= 0 && now - server.unansweredSince >= UNANSWERED_TIMEOUT_MS) {
-      log.warn("server stopped answering; handshaking again", { server: endpointToString(server.endpoint) });
       server.unansweredSince = -1;
+      if (this.#servers.length > 1) {
+        this.#failover("data unanswered");
+        return;
+      }
+      log.warn("server stopped answering; handshaking again", { server: endpointToString(server.endpoint) });
       this.#initiate("unanswered");
       return;
     }
@@ -267,26 +347,31 @@ export class Client implements TunnelHost {
 export async function runClient(o: ClientOptions): Promise<number> {
   const { key } = loadKey(o.key, false);
   const handshakeKey = await deriveHandshakeKey(key);
-  const server = await resolveEndpoint(formatHostPort(o.peer));
+  const servers = await ServerList.create(o.servers);
+  const server = servers.endpoint;
   let client: Client | null = null;
+  let changes: ClientHostChanges | null = null;
   return await startRuntime({
     role: "client",
     tun: o.tun,
     crypto: o.crypto,
     udp: o.udp,
-    bind: { hostname: wildcardAddressFor(server), port: 0 },
+    bind: { hostname: servers.endpoints.every(endpointIsV4) ? "0.0.0.0" : "::", port: 0 },
     mtu: MAX_MTU,
     logLevel: o.logLevel,
     configureTun: (rt) => rt.configureInterface(null, null, MAX_MTU),
-    hostChanges: (rt) => {
+    hostChanges: async (rt) => {
       // A client with a LAN behind it (site-to-site) forwards between the LAN and the tunnel.
       if (o.forward) {
         const old = setIpv4Forwarding(true);
         rt.cleanup.add("restore IPv4 forwarding", () => void setIpv4Forwarding(old));
       }
-      return Promise.resolve();
+      await changes!.start(servers.endpoints);
     },
-    host: (rt) => (client = new Client(o, rt, handshakeKey, server)),
+    host: (rt) => {
+      changes = new ClientHostChanges(o, rt.cleanup, rt.tunName);
+      return client = new Client(o, rt, handshakeKey, servers, changes);
+    },
     tick: () => client?.tick(),
     status: () => client!.status(),
     reload: () => {
@@ -296,7 +381,9 @@ export async function runClient(o: ClientOptions): Promise<number> {
     started: (rt) => {
       log.info("client started", {
         server: endpointToString(server),
+        servers: servers.length > 1 ? o.servers.map(formatHostPort).join(",") : undefined,
         tun: rt.tunName,
+        kill_switch: o.killSwitch || undefined,
         routes: o.routes.map(formatCidr).join(",") || undefined,
         default_route: o.defaultRoute || undefined,
       });

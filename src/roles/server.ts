@@ -4,7 +4,8 @@
  */
 import { type Cidr, cidrContains, formatCidr, networkOf } from "../net/cidr.ts";
 import type { PeerOptions, ServerOptions } from "../config/config.ts";
-import { MSG_INITIATION, PASSIVE_KEEPALIVE_MS } from "../protocol/constants.ts";
+import { CTRL_CONFIG_REQUEST, MSG_INITIATION, PASSIVE_KEEPALIVE_MS } from "../protocol/constants.ts";
+import { encodeConfigMessage } from "../protocol/wire.ts";
 import { endpointToString } from "../net/endpoint.ts";
 import { formatHostPort } from "../net/host_port.ts";
 import { deriveHandshakeKey, type HandshakeKey } from "../protocol/keys.ts";
@@ -30,12 +31,14 @@ import { Session } from "../protocol/session.ts";
 import { dropCategory, type PeerStatus, type StatusReport } from "../ops/status_report.ts";
 import { type Runtime, startRuntime } from "./runtime.ts";
 import type { TunnelHost } from "../dataplane/tunnel.ts";
-import { addMasquerade, setIpv4Forwarding } from "../host/routing.ts";
+import { addMasquerade, setIpv4Forwarding, setIpv6Forwarding } from "../host/routing.ts";
 import { RouteTable } from "../dataplane/route_table.ts";
 import { PeerRoutes } from "../host/peer_routes.ts";
 import { hookEnv, runHooks } from "../host/hooks.ts";
 import { writePidFile } from "../ops/pid_file.ts";
 
+/** A peer gets the config message at most this often, however often it asks. */
+const CONFIG_REPLY_INTERVAL_MS = 1000;
 /** Handshakes processed at once; more are dropped (they cost X25519 work). */
 const MAX_HANDSHAKES_IN_FLIGHT = 64;
 
@@ -63,6 +66,8 @@ export class Server implements TunnelHost {
   readonly #rt: Runtime;
   readonly #responder: Responder;
   readonly #keys = new Map<bigint, HandshakeKey>();
+  readonly #configMessage: Uint8Array;
+  readonly #configSentAt = new WeakMap<Peer, number>();
   readonly #pinnedByKey = new Map<bigint, PinnedKey>();
   readonly #byAddr4 = new Map<number, Peer>();
   readonly #byAddr6 = new Map<number, Peer>();
@@ -90,6 +95,7 @@ export class Server implements TunnelHost {
     this.#network = networkOf(o.address);
     this.#serverAddr4 = ipv4ToNumber(o.address.address);
     this.#sharedKey = sharedKey;
+    this.#configMessage = encodeConfigMessage({ dns: [...o.dns], search: [...o.dnsSearch] });
     this.#responder = new Responder((id) => this.#keys.get(id));
     this.setPeers(o.peers, peerKeys);
   }
@@ -232,6 +238,18 @@ export class Server implements TunnelHost {
 
   roamed(peer: Peer, from: string): void {
     log.info("peer roamed", { peer: peer.name, endpoint: from });
+  }
+
+  /** A config request gets the pushed settings, at most once a second per peer (the client retries each tick). */
+  control(peer: Peer, pkt: Uint8Array, len: number): void {
+    if (pkt[0] !== CTRL_CONFIG_REQUEST || len !== 1) {
+      peer.drops.malformed++;
+      return;
+    }
+    const now = performance.now();
+    if (now - (this.#configSentAt.get(peer) ?? -Infinity) < CONFIG_REPLY_INTERVAL_MS) return;
+    this.#configSentAt.set(peer, now);
+    this.#rt.tunnel.sendControl(peer, this.#configMessage).catch(() => {});
   }
 
   // ---------------------------------------------------------------- handshakes
@@ -413,11 +431,17 @@ export async function runServer(o: ServerOptions, reload?: () => ServerOptions):
       if (o.forward) {
         const old = setIpv4Forwarding(true);
         rt.cleanup.add("restore IPv4 forwarding", () => void setIpv4Forwarding(old));
+        if (o.address6) {
+          const old6 = setIpv6Forwarding(true);
+          rt.cleanup.add("restore IPv6 forwarding", () => void setIpv6Forwarding(old6));
+        }
       }
       if (o.nat) {
-        const m = await addMasquerade(o.nat, formatCidr(networkOf(o.address)));
-        rt.cleanup.add(`remove ${m.rule}`, () => m.remove());
-        log.info("masquerading", { rule: m.rule, tool: m.tool });
+        for (const net of o.address6 ? [o.address, o.address6] : [o.address]) {
+          const m = await addMasquerade(o.nat, formatCidr(networkOf(net)));
+          rt.cleanup.add(`remove ${m.rule}`, () => m.remove());
+          log.info("masquerading", { rule: m.rule, tool: m.tool });
+        }
       }
       rt.tunnel.relayClients = o.clientToClient;
       kernelRoutes = new PeerRoutes(rt.tunName, rt.cleanup);
@@ -449,6 +473,8 @@ export async function runServer(o: ServerOptions, reload?: () => ServerOptions):
         peers: o.peers.length,
         shared_key: o.sharedKey,
         client_to_client: o.clientToClient,
+        dns: o.dns.join(",") || undefined,
+        dns_search: o.dnsSearch.join(",") || undefined,
       }),
   });
 }

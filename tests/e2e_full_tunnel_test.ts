@@ -1,0 +1,121 @@
+/**
+ * End-to-end: a full-tunnel client (`--default-route`) leaks nothing around the tunnel. Topology: "web"
+ * holds 198.18.0.1 and fd0d:99::1 on its loopback, routed from the server host; the client's defaults go via
+ * the server host's underlay address (like a home router), so without the tunnel its traffic reaches web
+ * directly over the underlay. Captures on the client's underlay interface show what leaves outside.
+ */
+import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
+import type { Host, HostProcess } from "./netns/hosts.ts";
+import { VPN_PORT, withVpnLab } from "./netns/vpn.ts";
+
+const WEB4 = "198.18.0.1";
+const WEB6 = "fd0d:99::1";
+const SERVER6 = '[server]\naddress6 = "fd0d:100::1/64"\n';
+
+/** Web answers both families; the client's defaults point at the server host, which forwards. */
+async function prepare(srv: Host, c1: Host, web: Host): Promise<void> {
+  await web.runOk(["ip", "addr", "add", `${WEB4}/32`, "dev", "lo"]);
+  await web.runOk(["ip", "addr", "add", `${WEB6}/128`, "dev", "lo"]);
+  await srv.runOk(["ip", "route", "add", `${WEB4}/32`, "via", web.address]);
+  await srv.runOk(["ip", "-6", "route", "add", `${WEB6}/128`, "via", web.address6!]);
+  await c1.runOk(["ip", "route", "add", "default", "via", srv.address]);
+  await c1.runOk(["ip", "-6", "route", "add", "default", "via", srv.address6!]);
+}
+
+/** tcpdump on one interface only, printing one line per packet. */
+async function sniff(h: Host, iface: string, filter: string): Promise<HostProcess> {
+  const p = h.spawn(["tcpdump", "-n", "-l", "-i", iface, filter]);
+  await p.waitForOutput(/listening on/, 5000);
+  return p;
+}
+
+/** Stop a sniffer and return the packet lines it printed. */
+async function packets(p: HostProcess): Promise<string[]> {
+  await p.stop("SIGTERM", 2000);
+  return p.stdout().split("\n").filter((l) => /^\d\d:/.test(l));
+}
+
+Deno.test("e2e: with IPv6 in the tunnel, IPv6 goes through it and leaves the server masqueraded", async () => {
+  await withVpnLab({ hosts: ["srv", "c1", "web"], ipv6: true }, async (lab, net) => {
+    const [srv, c1, web] = ["srv", "c1", "web"].map((n) => net.host(n));
+    await prepare(srv, c1, web);
+    const forward6 = (await srv.runOk(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"])).trim();
+    const server = await lab.server("srv", { config: SERVER6, args: ["--nat", srv.iface] });
+    assertMatch(server.output(), /masquerading rule="masquerade fd0d:100::\/64 out of eth0/);
+    assertEquals((await srv.runOk(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"])).trim(), "1");
+    const client = await lab.client("c1", server, { args: ["--default-route"] });
+    assert(client.overlay6 !== "", "the client got no IPv6 address");
+    const r6 = await c1.runOk(["ip", "-6", "route", "show"]);
+    assertMatch(r6, new RegExp(`^::/1 dev ${client.tun}`, "m"));
+    assertMatch(r6, new RegExp(`^8000::/1 dev ${client.tun}`, "m"));
+    const onWeb = await sniff(web, web.iface, "icmp6 and ip6[40] == 128");
+    const underlay = await sniff(c1, c1.iface, `ip6 host ${WEB6}`);
+    await c1.waitForPing(WEB6, 10_000);
+    assert(await c1.ping(WEB6, { count: 3, timeoutS: 2 }));
+    const seenOnWeb = await packets(onWeb);
+    assert(seenOnWeb.length > 0, "web saw no echo request");
+    // Web sees the server host's underlay address: the packet crossed the tunnel and was masqueraded.
+    for (const l of seenOnWeb) assertMatch(l, new RegExp(`IP6 ${srv.address6} > ${WEB6}`));
+    assertEquals(await packets(underlay), [], "IPv6 to web left the client's underlay directly");
+    const tcp = await c1.tcpTransfer(web, WEB6, 64 << 10);
+    assertEquals(tcp.receivedSha256, tcp.sentSha256);
+    await client.stop();
+    const after = await c1.runOk(["ip", "-6", "route", "show"]);
+    assertNotMatch(after, /^(::|8000::)\/1/m);
+    assertEquals((await server.stop()).code, 0);
+    assertEquals((await srv.runOk(["cat", "/proc/sys/net/ipv6/conf/all/forwarding"])).trim(), forward6);
+    assertNotMatch(await srv.runOk(["nft", "list", "ruleset"]), /masquerade/);
+  });
+});
+
+Deno.test("e2e: without IPv6 in the tunnel, IPv6 is blocked while the full tunnel is up", async () => {
+  await withVpnLab({ hosts: ["srv", "c1", "web"], ipv6: true }, async (lab, net) => {
+    const [srv, c1, web] = ["srv", "c1", "web"].map((n) => net.host(n));
+    await prepare(srv, c1, web);
+    await srv.runOk(["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"]);
+    // Before the tunnel, IPv6 to web works over the underlay: what the block must stop.
+    await c1.waitForPing(WEB6, 5000);
+    const server = await lab.server("srv", { args: ["--nat", srv.iface] });
+    const client = await lab.client("c1", server, { args: ["--default-route"] });
+    assertEquals(client.overlay6, "");
+    const r6 = await c1.runOk(["ip", "-6", "route", "show"]);
+    assertMatch(r6, /^unreachable ::\/1 dev lo/m);
+    assertMatch(r6, /^unreachable 8000::\/1 dev lo/m);
+    assertMatch(client.output(), /IPv6 blocked outside the tunnel/);
+    const underlay = await sniff(c1, c1.iface, `ip6 host ${WEB6}`);
+    assert(!(await c1.ping(WEB6, { count: 3, timeoutS: 1 })), "IPv6 to web got through");
+    const tcp = await c1.run(["sh", "-c", `exec 3<>/dev/tcp/${WEB6}/80`], { timeoutMs: 5000 });
+    assert(tcp.code !== 0, "a TCP connection over IPv6 got out");
+    assertEquals(await packets(underlay), [], "IPv6 to web left the client's underlay");
+    // IPv4 still crosses the tunnel, and the server itself stays reachable.
+    await c1.waitForPing(WEB4, 10_000);
+    await client.stop();
+    assertNotMatch(await c1.runOk(["ip", "-6", "route", "show"]), /unreachable/);
+    await c1.waitForPing(WEB6, 5000);
+  });
+});
+
+Deno.test("e2e: a server reached over IPv6 keeps its host route over the old IPv6 gateway", async () => {
+  await withVpnLab({ hosts: ["srv", "c1", "web"], ipv6: true }, async (lab, net) => {
+    const [srv, c1, web] = ["srv", "c1", "web"].map((n) => net.host(n));
+    await prepare(srv, c1, web);
+    const server = await lab.server("srv", {
+      config: SERVER6,
+      listen: `[::]:${VPN_PORT}`,
+      args: ["--nat", srv.iface],
+    });
+    const client = await lab.client("c1", server, {
+      peer: `[${srv.address6}]:${VPN_PORT}`,
+      args: ["--default-route"],
+    });
+    assertMatch(
+      await c1.runOk(["ip", "-6", "route", "show"]),
+      new RegExp(`^${srv.address6} via ${srv.address6} dev eth0`, "m"),
+    );
+    assertMatch(await c1.runOk(["ip", "-6", "route", "get", srv.address6!]), /dev eth0/);
+    await c1.waitForPing(WEB4, 10_000);
+    await c1.waitForPing(WEB6, 10_000);
+    await client.stop();
+    assertNotMatch(await c1.runOk(["ip", "-6", "route", "show"]), new RegExp(`^${srv.address6} via`, "m"));
+  });
+});
