@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
 import type { Host, HostProcess } from "./netns/hosts.ts";
-import { VPN_PORT, withVpnLab } from "./netns/vpn.ts";
+import { VPN_PORT, vpnCmd, withVpnLab } from "./netns/vpn.ts";
 
 const WEB4 = "198.18.0.1";
 const WEB6 = "fd0d:99::1";
@@ -22,9 +22,9 @@ async function prepare(srv: Host, c1: Host, web: Host): Promise<void> {
   await c1.runOk(["ip", "-6", "route", "add", "default", "via", srv.address6!]);
 }
 
-/** tcpdump on one interface only, printing one line per packet. */
-async function sniff(h: Host, iface: string, filter: string): Promise<HostProcess> {
-  const p = h.spawn(["tcpdump", "-n", "-l", "-i", iface, filter]);
+/** tcpdump (`where`: "-i IFACE", maybe with "-Q out"), printing one line per packet. */
+async function sniff(h: Host, where: string, filter: string): Promise<HostProcess> {
+  const p = h.spawn(["tcpdump", "-n", "-l", ...where.split(" "), filter]);
   await p.waitForOutput(/listening on/, 5000);
   return p;
 }
@@ -48,8 +48,8 @@ Deno.test("e2e: with IPv6 in the tunnel, IPv6 goes through it and leaves the ser
     const r6 = await c1.runOk(["ip", "-6", "route", "show"]);
     assertMatch(r6, new RegExp(`^::/1 dev ${client.tun}`, "m"));
     assertMatch(r6, new RegExp(`^8000::/1 dev ${client.tun}`, "m"));
-    const onWeb = await sniff(web, web.iface, "icmp6 and ip6[40] == 128");
-    const underlay = await sniff(c1, c1.iface, `ip6 host ${WEB6}`);
+    const onWeb = await sniff(web, `-i ${web.iface}`, "icmp6 and ip6[40] == 128");
+    const underlay = await sniff(c1, `-i ${c1.iface}`, `ip6 host ${WEB6}`);
     await c1.waitForPing(WEB6, 10_000);
     assert(await c1.ping(WEB6, { count: 3, timeoutS: 2 }));
     const seenOnWeb = await packets(onWeb);
@@ -82,7 +82,7 @@ Deno.test("e2e: without IPv6 in the tunnel, IPv6 is blocked while the full tunne
     assertMatch(r6, /^unreachable ::\/1 dev lo/m);
     assertMatch(r6, /^unreachable 8000::\/1 dev lo/m);
     assertMatch(client.output(), /IPv6 blocked outside the tunnel/);
-    const underlay = await sniff(c1, c1.iface, `ip6 host ${WEB6}`);
+    const underlay = await sniff(c1, `-i ${c1.iface}`, `ip6 host ${WEB6}`);
     assert(!(await c1.ping(WEB6, { count: 3, timeoutS: 1 })), "IPv6 to web got through");
     const tcp = await c1.run(["sh", "-c", `exec 3<>/dev/tcp/${WEB6}/80`], { timeoutMs: 5000 });
     assert(tcp.code !== 0, "a TCP connection over IPv6 got out");
@@ -117,5 +117,77 @@ Deno.test("e2e: a server reached over IPv6 keeps its host route over the old IPv
     await c1.waitForPing(WEB6, 10_000);
     await client.stop();
     assertNotMatch(await c1.runOk(["ip", "-6", "route", "show"]), new RegExp(`^${srv.address6} via`, "m"));
+  });
+});
+
+/** What the client sends out of its underlay: tcpdump lines of outbound IP packets (IPv6 housekeeping aside). */
+function sniffOut(h: Host): Promise<HostProcess> {
+  return sniff(h, `-Q out -i ${h.iface}`, "ip or (ip6 and not icmp6)");
+}
+
+/** Ping, a TCP connection and a DNS query towards `address`; true when any of them got an answer. */
+async function tryEverything(c1: Host, address: string): Promise<boolean> {
+  const ping = await c1.ping(address, { count: 2, timeoutS: 1 });
+  const tcp = await c1.run(["bash", "-c", `exec 3<>/dev/tcp/${address}/80`], { timeoutMs: 3000 });
+  const dns = await c1.run(["bash", "-c", `printf 'q' > /dev/udp/${address}/53`], { timeoutMs: 3000 });
+  // The DNS datagram has no answer to wait for; its capture line (or its absence) is what counts.
+  void dns;
+  return ping || tcp.code === 0;
+}
+
+Deno.test("e2e: --kill-switch lets only datagrams to the server leave, survives a crash, --unblock removes it", async () => {
+  await withVpnLab({ hosts: ["srv", "c1", "web"], ipv6: true }, async (lab, net) => {
+    const [srv, c1, web] = ["srv", "c1", "web"].map((n) => net.host(n));
+    await prepare(srv, c1, web);
+    // Web's underlay address is on the client's own link: routes alone would let traffic to it out directly.
+    assert(await c1.ping(web.address), "web's underlay address must answer before the tunnel");
+    const server = await lab.server("srv", { args: ["--nat", srv.iface] });
+    const ruleset = () => c1.runOk(["nft", "list", "ruleset"]);
+    const beforeRules = await ruleset();
+    const args = ["--default-route", "--kill-switch"];
+    let client = await lab.client("c1", server, { args });
+    const table = `vpn_killswitch_${client.tun}`;
+    assertMatch(await ruleset(), new RegExp(`table inet ${table}`));
+    const serverOnly = new RegExp(
+      `^\\S+ IP ${c1.address.replaceAll(".", "\\.")}\\.\\d+ > ${
+        srv.address.replaceAll(".", "\\.")
+      }\\.${VPN_PORT}: UDP`,
+    );
+    let out = await sniffOut(c1);
+    await c1.waitForPing(WEB4, 10_000); // through the tunnel: allowed
+    assert(!(await tryEverything(c1, web.address)), "traffic to the local network got past the kill switch");
+    let lines = await packets(out);
+    assert(lines.length > 0, "nothing captured at all");
+    for (const l of lines) assertMatch(l, serverOnly);
+
+    // Server gone: the client keeps retrying, and nothing falls back to the underlay.
+    assertEquals((await server.stop()).code, 0);
+    out = await sniffOut(c1);
+    assert(!(await tryEverything(c1, WEB4)), "web answered with the server stopped");
+    assert(!(await tryEverything(c1, web.address)), "the local network answered with the server stopped");
+    lines = await packets(out);
+    for (const l of lines) assertMatch(l, serverOnly);
+
+    // Clean stop: the table is gone and the host is as before.
+    assertEquals((await client.stop()).code, 0);
+    assertEquals(await ruleset(), beforeRules);
+    assert(await c1.ping(web.address), "the local network is unreachable after a clean stop");
+
+    // Crash: the table stays, the next start takes it over, and --unblock removes what a crash left.
+    const server2 = await lab.server("srv", { args: ["--nat", srv.iface] });
+    client = await lab.client("c1", server2, { args, tun: client.tun });
+    await client.proc.stop("SIGKILL", 0);
+    assertMatch(await ruleset(), new RegExp(`table inet ${table}`));
+    assert(!(await c1.ping(web.address)), "traffic leaked after the client was killed");
+    client = await lab.client("c1", server2, { args, tun: client.tun });
+    await c1.waitForPing(WEB4, 10_000);
+    await client.proc.stop("SIGKILL", 0);
+    const unblock = await c1.run(vpnCmd("client", "--unblock", "--tun", client.tun), {
+      env: { VPN_RUN_DIR: lab.runDir },
+    });
+    assertEquals(unblock.code, 0, unblock.stderr);
+    assertMatch(unblock.stderr + unblock.stdout, /unblocked.*kill switch/);
+    assertEquals(await ruleset(), beforeRules);
+    assert(await c1.ping(web.address), "the local network is unreachable after --unblock");
   });
 });
