@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
 import type { Host, HostProcess } from "./netns/hosts.ts";
-import { VPN_PORT, vpnCmd, withVpnLab } from "./netns/vpn.ts";
+import { ownResolvConf, VPN_PORT, vpnCmd, withVpnLab } from "./netns/vpn.ts";
 
 const WEB4 = "198.18.0.1";
 const WEB6 = "fd0d:99::1";
@@ -191,3 +191,65 @@ Deno.test("e2e: --kill-switch lets only datagrams to the server leave, survives 
     assert(await c1.ping(web.address), "the local network is unreachable after --unblock");
   });
 });
+
+Deno.test("e2e: pushed DNS is in the client's resolv.conf while up; the original is back after stop and after SIGKILL", async () => {
+  await withVpnLab({ hosts: ["srv", "c1"] }, async (lab, net) => {
+    const c1 = net.host("c1");
+    const hostFile = await Deno.readTextFile("/etc/resolv.conf");
+    const file = `${lab.dir}/resolv.conf`;
+    const original = "# the client's own\nnameserver 192.0.2.53\nsearch home.example\n";
+    await Deno.writeTextFile(file, original);
+    const server = await lab.server("srv", {
+      config: '[server]\ndns = ["10.0.0.1", "fd0d:100::1"]\ndns_search = ["corp.example", "lab.example"]\n',
+    });
+    assertMatch(server.output(), /dns=10\.0\.0\.1,fd0d:100::1 dns_search=corp\.example,lab\.example/);
+    const start = (args: string[] = [], tun?: string) =>
+      lab.client("c1", server, { wrap: ownResolvConf(file), args, tun });
+    const backup = `${lab.runDir}/resolv.conf.backup`;
+    const pushed = /^nameserver 10\.0\.0\.1\nnameserver fd0d:100::1\nsearch corp\.example lab\.example\n/m;
+
+    let client = await start();
+    await client.proc.waitForOutput(
+      /DNS applied via=\/etc\/resolv\.conf dns=10\.0\.0\.1,fd0d:100::1/,
+      10_000,
+    );
+    assertMatch(await Deno.readTextFile(file), pushed);
+    // A process in a mount namespace like the client's sees the pushed file.
+    assertMatch(await c1.runOk([...ownResolvConf(file), "cat", "/etc/resolv.conf"]), pushed);
+    assertEquals((await client.stop()).code, 0);
+    assertEquals(await Deno.readTextFile(file), original);
+    await assertMissing(backup);
+
+    // Killed: the pushed file and the backup stay; the next start restores first, its stop leaves the original.
+    client = await start([], client.tun);
+    await client.proc.waitForOutput(/DNS applied/, 10_000);
+    await client.proc.stop("SIGKILL", 0);
+    assertMatch(await Deno.readTextFile(file), pushed);
+    await Deno.stat(backup);
+    client = await start([], client.tun);
+    await client.proc.waitForOutput(/restored resolv\.conf left behind by a stopped client/, 10_000);
+    await client.proc.waitForOutput(/DNS applied/, 10_000);
+    assertMatch(await Deno.readTextFile(file), pushed);
+    assertEquals((await client.stop()).code, 0);
+    assertEquals(await Deno.readTextFile(file), original);
+
+    // --no-dns: the file is left alone.
+    client = await start(["--no-dns"]);
+    await c1.waitForPing(server.overlay, 10_000);
+    await new Promise((r) => setTimeout(r, 1500)); // a few ticks, in which a request would have gone out
+    assertNotMatch(client.output(), /DNS applied/);
+    assertEquals(await Deno.readTextFile(file), original);
+    await client.stop();
+    assertEquals(await Deno.readTextFile("/etc/resolv.conf"), hostFile, "the machine's resolv.conf changed");
+  });
+});
+
+async function assertMissing(path: string): Promise<void> {
+  try {
+    await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  throw new Error(`${path} should not exist`);
+}

@@ -123,6 +123,8 @@ export interface ClientStart {
   wait?: boolean;
   /** Reuse this TUN name (a restarted client). */
   tun?: string;
+  /** Run the client under this command prefix (e.g. `unshare -m ...` for a mount namespace of its own). */
+  wrap?: string[];
 }
 
 let serial = 0;
@@ -167,11 +169,18 @@ export class VpnLab {
     return path;
   }
 
-  #spawn(host: Host, tun: string, args: string[], key: string | undefined, keyFile: string | undefined) {
+  #spawn(
+    host: Host,
+    tun: string,
+    args: string[],
+    key: string | undefined,
+    keyFile: string | undefined,
+    wrap: string[] = [],
+  ) {
     const env: Record<string, string> = { VPN_RUN_DIR: this.runDir };
     const keyArgs = keyFile ? ["--key-file", keyFile] : [];
     if (!keyFile) env.VPN_KEY = key ?? this.key;
-    const proc = host.spawn(vpnCmd(...args, "--tun", tun, ...keyArgs), { env });
+    const proc = host.spawn([...wrap, ...vpnCmd(...args, "--tun", tun, ...keyArgs)], { env });
     const node = new VpnNode(this, host, tun, proc);
     this.nodes.push(node);
     return node;
@@ -202,7 +211,7 @@ export class VpnLab {
     const args = ["client", "--peer", peer];
     if (o.address) args.push("--address", o.address);
     args.push(...(o.args ?? []));
-    const node = this.#spawn(host, o.tun ?? this.tunName("vc"), args, o.key, o.keyFile);
+    const node = this.#spawn(host, o.tun ?? this.tunName("vc"), args, o.key, o.keyFile, o.wrap);
     if (o.wait !== false) await VpnLab.connected(node);
     return node;
   }
@@ -299,6 +308,23 @@ export async function withVpnLab(
     console.error(`--- vpn logs ---\n${lab.logs()}`);
     throw e;
   }
+}
+
+/**
+ * A command prefix that runs a process in a mount namespace of its own where `file` is bind-mounted over
+ * /etc/resolv.conf, so whatever it writes there lands in `file` and the machine's own file is never touched.
+ */
+export function ownResolvConf(file: string): string[] {
+  return [
+    "unshare",
+    "-m",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+    file,
+  ];
 }
 
 /** Limits `host`'s uplink to `rate` (tc syntax, e.g. "8mbit") with a token bucket, to make transfers last. */
