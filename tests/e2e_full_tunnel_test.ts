@@ -253,3 +253,62 @@ async function assertMissing(path: string): Promise<void> {
   }
   throw new Error(`${path} should not exist`);
 }
+
+Deno.test("e2e: the underlay default route moves to another gateway mid-run and the tunnel recovers", async () => {
+  await withVpnLab({ hosts: ["srv", "c1", "ra", "rb"] }, async (lab, net) => {
+    const [srv, c1, ra, rb] = ["srv", "c1", "ra", "rb"].map((n) => net.host(n));
+    // The client reaches the server only through a router: no on-link route to the server, no redirects.
+    for (const r of [ra, rb]) {
+      await r.runOk([
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/net/ipv4/ip_forward; echo 0 > /proc/sys/net/ipv4/conf/all/send_redirects; echo 0 > /proc/sys/net/ipv4/conf/eth0/send_redirects",
+      ]);
+    }
+    await c1.runOk(["ip", "route", "del", "10.203.0.0/24", "dev", "eth0"]);
+    for (const r of [ra, rb]) await c1.runOk(["ip", "route", "add", `${r.address}/32`, "dev", "eth0"]);
+    await c1.runOk(["ip", "route", "add", "default", "via", ra.address]);
+    const server = await lab.server("srv");
+    const client = await lab.client("c1", server, { args: ["--default-route", "--keepalive", "1"] });
+    const routeToServer = () => c1.runOk(["ip", "route", "get", srv.address]);
+    assertMatch(await routeToServer(), new RegExp(`via ${ra.address} dev eth0`));
+    await c1.waitForPing(server.overlay, 10_000);
+    // The network changes: the default route now goes via rb, and the old router stops forwarding.
+    await c1.runOk(["ip", "route", "replace", "default", "via", rb.address]);
+    await ra.runOk(["sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"]);
+    await client.proc.waitForOutput(/underlay default route changed; moving the route to the server/, 5000);
+    assertMatch(await routeToServer(), new RegExp(`via ${rb.address} dev eth0`));
+    await c1.waitForPing(server.overlay, 10_000);
+    assertEquals((await client.stop()).code, 0);
+    assertNotMatch(await c1.runOk(["ip", "route", "show"]), new RegExp(`^${srv.address} `, "m"));
+  });
+});
+
+Deno.test("e2e: failover: with the first server stopped, the client is on the second within 20 s", async () => {
+  await withVpnLab({ hosts: ["srva", "srvb", "c1"] }, async (lab, net) => {
+    const c1 = net.host("c1");
+    // Two servers sharing the key, each owning a subnet.
+    const a = await lab.server("srva", { address: "10.0.0.1/24" });
+    const b = await lab.server("srvb", { address: "10.1.0.1/24" });
+    const client = await lab.client("c1", a, {
+      args: ["--peer", `${b.host.address}:${VPN_PORT}`, "--keepalive", "1"],
+    });
+    assertMatch(client.overlay, /^10\.0\.0\./);
+    await c1.waitForPing(a.overlay, 10_000);
+    assertEquals((await a.stop()).code, 0);
+    const stoppedAt = Date.now();
+    // Traffic keeps flowing towards the first server's side until the client moves.
+    const moved = client.proc.waitForOutput(/handshake complete[^\n]* address=(10\.1\.0\.\d+)\//, 20_000);
+    let done = false;
+    moved.finally(() => done = true).catch(() => {});
+    while (!done && Date.now() - stoppedAt < 20_000) await c1.ping(a.overlay, { count: 1, timeoutS: 1 });
+    const m = await moved;
+    const tookMs = Date.now() - stoppedAt;
+    assert(tookMs <= 20_000, `failover took ${tookMs} ms`);
+    assertMatch(client.output(), /moving to the next server from=10\.203\.0\.1:51820 to=10\.203\.0\.2:51820/);
+    await c1.waitForPing(b.overlay, 5000);
+    const tcp = await c1.tcpTransfer(b.host, b.overlay, 64 << 10);
+    assertEquals(tcp.receivedSha256, tcp.sentSha256);
+    console.log(`failover: on the second server ${tookMs} ms after the first stopped (address ${m[1]})`);
+  });
+});

@@ -249,6 +249,7 @@ export class Client implements TunnelHost {
       reason: why,
     });
     this.#useEndpoint(ep);
+    this.#server.up = false; // a new server: its handshake is logged as a first one, with what it assigns
     this.#configured = !this.#hostChanges.wantsConfig;
     this.#attempts = 0;
     this.#retryMs = REKEY_TIMEOUT_MS;
