@@ -28,7 +28,9 @@ const PARK_MS = 250;
 /** Slack beyond the MTU in a slot, so an oversized packet shows up as too long instead of truncated. */
 const SLOT_SLACK = 64;
 
+/** The plaintext of a keepalive. */
 const EMPTY = new Uint8Array(0);
+
 /** What the loops ask of the server or client that owns them. */
 export interface TunnelHost {
   /** The peer an outbound packet (read from the TUN) goes to, or null when no peer holds its destination. */

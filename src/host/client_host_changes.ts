@@ -5,7 +5,7 @@
  */
 import type { Cleanup } from "./cleanup.ts";
 import { type Cidr, networkOf } from "../net/cidr.ts";
-import { DnsSettings } from "./dns.ts";
+import { DnsSettings, restoreStaleResolvConf } from "./dns.ts";
 import { type Endpoint, endpointIsV4 } from "../net/endpoint.ts";
 import { FullTunnelRoutes } from "./full_tunnel_routes.ts";
 import { addTunnelRoute } from "./host_setup.ts";
@@ -46,6 +46,8 @@ export class ClientHostChanges {
     if (this.#o.dns) {
       this.#dns = new DnsSettings(this.#cleanup, this.#tun, this.#o.defaultRoute);
       this.#dns.recover();
+    } else {
+      restoreStaleResolvConf(); // a killed client's pushed resolvers must not outlive it, --no-dns or not
     }
   }
 

@@ -70,6 +70,8 @@ export class FullTunnelRoutes {
    */
   install(ipv6Inside: boolean): void {
     for (const half of HALVES_V4) this.#viaTun(half);
+    // A killed client's unreachable halves would shadow the TUN routes: this client owns them now.
+    if (ipv6Inside) removeStaleRejectRoutes();
     for (const half of HALVES_V6) {
       if (ipv6Inside) this.#viaTun(half);
       else this.#unreachable(half);

@@ -38,6 +38,8 @@ import { hookEnv, runHooks } from "../host/hooks.ts";
 
 /** Longest wait between handshake attempts while the server does not answer. */
 const MAX_RETRY_MS = 30_000;
+/** Config requests sent (one a second) before giving up on a server that does not answer them. */
+const MAX_CONFIG_REQUESTS = 30;
 /** The config request control message (one byte). */
 const CONFIG_REQUEST = new Uint8Array([CTRL_CONFIG_REQUEST]);
 /** Largest MTU a server may announce (sizes the packet slots before the first handshake). */
@@ -67,6 +69,7 @@ export class Client implements TunnelHost {
   /** The current server answered the config request (or none is wanted). */
   #configured = false;
   #hooked = false;
+  #configRequests = 0;
 
   constructor(
     o: ClientOptions,
@@ -251,6 +254,7 @@ export class Client implements TunnelHost {
     this.#useEndpoint(ep);
     this.#server.up = false; // a new server: its handshake is logged as a first one, with what it assigns
     this.#configured = !this.#hostChanges.wantsConfig;
+    this.#configRequests = 0;
     this.#attempts = 0;
     this.#retryMs = REKEY_TIMEOUT_MS;
     this.#initiate("failover");
@@ -285,7 +289,14 @@ export class Client implements TunnelHost {
     const session = server.sessions.sendSession(now);
     this.#hostChanges.tick();
     if (session !== null && !this.#configured) {
-      this.#rt.tunnel.sendControl(server, CONFIG_REQUEST).catch(() => {});
+      if (++this.#configRequests <= MAX_CONFIG_REQUESTS) {
+        this.#rt.tunnel.sendControl(server, CONFIG_REQUEST).catch(() => {});
+      } else {
+        this.#configured = true;
+        log.warn("the server did not send its DNS settings; keeping the host's", {
+          server: this.#servers.name,
+        });
+      }
     }
     if (this.#pending !== null) {
       if (now - this.#pendingSentAt >= this.#retryMs) {
