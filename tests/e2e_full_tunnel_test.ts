@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
 import type { Host, HostProcess } from "./netns/hosts.ts";
-import { ownResolvConf, VPN_PORT, vpnCmd, withVpnLab } from "./netns/vpn.ts";
+import { ownEtcFile, VPN_PORT, vpnCmd, withVpnLab } from "./netns/vpn.ts";
 
 const WEB4 = "198.18.0.1";
 const WEB6 = "fd0d:99::1";
@@ -204,7 +204,7 @@ Deno.test("e2e: pushed DNS is in the client's resolv.conf while up; the original
     });
     assertMatch(server.output(), /dns=10\.0\.0\.1,fd0d:100::1 dns_search=corp\.example,lab\.example/);
     const start = (args: string[] = [], tun?: string) =>
-      lab.client("c1", server, { wrap: ownResolvConf(file), args, tun });
+      lab.client("c1", server, { wrap: ownEtcFile(file, "/etc/resolv.conf"), args, tun });
     const backup = `${lab.runDir}/resolv.conf.backup`;
     const pushed = /^nameserver 10\.0\.0\.1\nnameserver fd0d:100::1\nsearch corp\.example lab\.example\n/m;
 
@@ -215,7 +215,7 @@ Deno.test("e2e: pushed DNS is in the client's resolv.conf while up; the original
     );
     assertMatch(await Deno.readTextFile(file), pushed);
     // A process in a mount namespace like the client's sees the pushed file.
-    assertMatch(await c1.runOk([...ownResolvConf(file), "cat", "/etc/resolv.conf"]), pushed);
+    assertMatch(await c1.runOk([...ownEtcFile(file, "/etc/resolv.conf"), "cat", "/etc/resolv.conf"]), pushed);
     assertEquals((await client.stop()).code, 0);
     assertEquals(await Deno.readTextFile(file), original);
     await assertMissing(backup);
@@ -243,6 +243,15 @@ Deno.test("e2e: pushed DNS is in the client's resolv.conf while up; the original
     assertEquals(await Deno.readTextFile("/etc/resolv.conf"), hostFile, "the machine's resolv.conf changed");
   });
 });
+
+/** Keep data flowing (pings to `address`, answered or not) until `waiting` settles; returns its value. */
+async function pingWhileWaiting<T>(h: Host, address: string, waiting: Promise<T>, maxMs: number): Promise<T> {
+  let done = false;
+  waiting.finally(() => done = true).catch(() => {});
+  const since = Date.now();
+  while (!done && Date.now() - since < maxMs) await h.ping(address, { count: 1, timeoutS: 1 });
+  return await waiting;
+}
 
 async function assertMissing(path: string): Promise<void> {
   try {
@@ -299,10 +308,7 @@ Deno.test("e2e: failover: with the first server stopped, the client is on the se
     const stoppedAt = Date.now();
     // Traffic keeps flowing towards the first server's side until the client moves.
     const moved = client.proc.waitForOutput(/handshake complete[^\n]* address=(10\.1\.0\.\d+)\//, 20_000);
-    let done = false;
-    moved.finally(() => done = true).catch(() => {});
-    while (!done && Date.now() - stoppedAt < 20_000) await c1.ping(a.overlay, { count: 1, timeoutS: 1 });
-    const m = await moved;
+    const m = await pingWhileWaiting(c1, a.overlay, moved, 20_000);
     const tookMs = Date.now() - stoppedAt;
     assert(tookMs <= 20_000, `failover took ${tookMs} ms`);
     assertMatch(client.output(), /moving to the next server from=10\.203\.0\.1:51820 to=10\.203\.0\.2:51820/);
@@ -310,5 +316,31 @@ Deno.test("e2e: failover: with the first server stopped, the client is on the se
     const tcp = await c1.tcpTransfer(b.host, b.overlay, 64 << 10);
     assertEquals(tcp.receivedSha256, tcp.sentSha256);
     console.log(`failover: on the second server ${tookMs} ms after the first stopped (address ${m[1]})`);
+  });
+});
+
+Deno.test("e2e: a server given by name is looked up again when it stops answering", async () => {
+  await withVpnLab({ hosts: ["srva", "srvb", "c1"] }, async (lab, net) => {
+    const [a, b, c1] = ["srva", "srvb", "c1"].map((n) => net.host(n));
+    const hosts = `${lab.dir}/hosts`;
+    await Deno.writeTextFile(hosts, `127.0.0.1 localhost\n${a.address} vpn.test\n`);
+    let server = await lab.server("srva");
+    const client = await lab.client("c1", server, {
+      peer: `vpn.test:${VPN_PORT}`,
+      wrap: ownEtcFile(hosts, "/etc/hosts"),
+      args: ["--keepalive", "1"],
+    });
+    await c1.waitForPing(server.overlay, 10_000);
+    // The server moves to another host, and the name follows it.
+    assertEquals((await server.stop()).code, 0);
+    await Deno.writeTextFile(hosts, `127.0.0.1 localhost\n${b.address} vpn.test\n`);
+    server = await lab.server("srvb");
+    // Data going unanswered (15 s) makes the client handshake again, looking the name up first.
+    const moved = client.proc.waitForOutput(
+      new RegExp(`server name resolves to a new address server=vpn.test:${VPN_PORT} endpoint=${b.address}:`),
+      30_000,
+    );
+    await pingWhileWaiting(c1, server.overlay, moved, 30_000);
+    await c1.waitForPing(server.overlay, 10_000);
   });
 });

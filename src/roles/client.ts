@@ -333,7 +333,7 @@ export class Client implements TunnelHost {
         return;
       }
       log.warn("server stopped answering; handshaking again", { server: endpointToString(server.endpoint) });
-      this.#initiate("unanswered");
+      this.#retry();
       return;
     }
     const idle = now - server.lastSentAt;

@@ -312,9 +312,10 @@ export async function withVpnLab(
 
 /**
  * A command prefix that runs a process in a mount namespace of its own where `file` is bind-mounted over
- * /etc/resolv.conf, so whatever it writes there lands in `file` and the machine's own file is never touched.
+ * `target` (a file under /etc), so whatever it reads or writes there is `file` and the machine's own file is
+ * never touched.
  */
-export function ownResolvConf(file: string): string[] {
+export function ownEtcFile(file: string, target: "/etc/resolv.conf" | "/etc/hosts"): string[] {
   return [
     "unshare",
     "-m",
@@ -322,7 +323,7 @@ export function ownResolvConf(file: string): string[] {
     "private",
     "sh",
     "-c",
-    'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+    `mount --bind "$0" ${target} && exec "$@"`,
     file,
   ];
 }
