@@ -102,8 +102,9 @@ export class DnsSettings {
   async apply(c: PushedConfig): Promise<void> {
     const key = JSON.stringify(c);
     if (this.#blocked || key === this.#applied) return;
-    if (c.dns.length === 0 && this.#applied === null) {
-      log.info("server pushes no DNS settings; keeping the host's", {});
+    if (c.dns.length === 0) {
+      // Never a resolv.conf without a resolver: keep the host's (or what was applied before).
+      log.info("server pushes no resolvers; keeping the current DNS settings", {});
       this.#applied = key;
       return;
     }
