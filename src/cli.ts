@@ -62,7 +62,7 @@ const COMMANDS: Record<string, Command> = {
     usage:
       "vpn client --peer HOST:PORT [--peer HOST:PORT]... [--config FILE] [--tun NAME] [--address CIDR]\n" +
       "                  [--key-file FILE | --key BASE64] [--route CIDR]... [--default-route]\n" +
-      "                  [--kill-switch] [--no-dns]\n" +
+      "                  [--kill-switch] [--no-dns] [--accept-prefix4 MIN-MAX] [--accept-prefix6 MIN-MAX]\n" +
       "       vpn client --unblock [--tun NAME]\n" +
       "                  [--keepalive SECONDS] [--log-level LEVEL] [--crypto KIND] [--udp KIND]",
     options: {
@@ -79,6 +79,8 @@ const COMMANDS: Record<string, Command> = {
       "no-dns": { type: "boolean" },
       unblock: { type: "boolean" },
       keepalive: { type: "string" },
+      "accept-prefix4": { type: "string" },
+      "accept-prefix6": { type: "string" },
     },
     help: `Connect to a VPN server and bring up the tunnel.
 
@@ -98,6 +100,9 @@ const COMMANDS: Record<string, Command> = {
   --no-dns           ignore the resolvers the server pushes (default: apply them while running)
   --keepalive SECS   keepalive interval when idle, 0 to disable
                      (default: the interval the server announces, 25 s by default)
+  --accept-prefix4 MIN-MAX  IPv4 prefix lengths accepted from the server (default 8-30);
+                     a response outside them is refused and the handshake retried
+  --accept-prefix6 MIN-MAX  the same for IPv6 (default 64-126)
   --log-level LEVEL  debug, info, warn or error (default info)
   --crypto KIND      AES-256-GCM implementation: auto (default), openssl, webcrypto
   --udp KIND         UDP implementation: auto (default), batched, deno`,

@@ -258,3 +258,27 @@ Deno.test("shared_key, client_to_client, public_endpoint, hooks and client forwa
     });
   }
 });
+
+Deno.test("client prefix bounds: defaults, flag over config, bad values named", () => {
+  const d = loadClientOptions({ peer: "192.0.2.1:51820" }, {});
+  assertEquals([d.acceptPrefix4, d.acceptPrefix6], [{ min: 8, max: 30 }, { min: 64, max: 126 }]);
+  withConfig(
+    `[client]\npeer = "192.0.2.1:1"\naccept_prefix4 = "16-24"\naccept_prefix6 = "48-64"\n`,
+    (path) => {
+      const c = loadClientOptions({ config: path }, {});
+      assertEquals([c.acceptPrefix4, c.acceptPrefix6], [{ min: 16, max: 24 }, { min: 48, max: 64 }]);
+      const f = loadClientOptions({ config: path, "accept-prefix4": "1-32" }, {});
+      assertEquals(f.acceptPrefix4, { min: 1, max: 32 });
+    },
+  );
+  for (const bad of ["30-8", "8-33", "8", "a-b", "-1-30"]) {
+    assertMatch(
+      configError(() => loadClientOptions({ peer: "192.0.2.1:1", "accept-prefix4": bad }, {})),
+      /^--accept-prefix4: got .*; allowed: MIN-MAX prefix lengths from 0 to 32/,
+    );
+  }
+  assertMatch(
+    configError(() => loadClientOptions({ peer: "192.0.2.1:1", "accept-prefix6": "64-129" }, {})),
+    /^--accept-prefix6: .* from 0 to 128/,
+  );
+});

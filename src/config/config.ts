@@ -25,6 +25,7 @@ import { encodeConfigMessage } from "../protocol/wire.ts";
 import { LOG_LEVELS, type LogLevel } from "../ops/log.ts";
 import { formatIp } from "../net/ip_address.ts";
 import { isDomainName } from "../net/domain_name.ts";
+import { DEFAULT_PREFIX4, DEFAULT_PREFIX6, type PrefixBounds } from "../protocol/assigned_limits.ts";
 
 export { ConfigError } from "./config_error.ts";
 
@@ -100,6 +101,9 @@ export interface ClientOptions {
   readonly preDown: readonly HookCommand[];
   /** Keepalive interval in seconds; undefined = what the server announces. */
   readonly keepalive?: number;
+  /** Prefix lengths accepted from the server for the IPv4 and IPv6 addresses it assigns. */
+  readonly acceptPrefix4: PrefixBounds;
+  readonly acceptPrefix6: PrefixBounds;
   readonly logLevel: LogLevel;
   readonly crypto: CryptoChoice;
   readonly udp: UdpChoice;
@@ -167,6 +171,8 @@ const CLIENT_KEYS = [
   "default_route",
   "forward",
   "keepalive",
+  "accept_prefix4",
+  "accept_prefix6",
   "log_level",
   "crypto",
   "udp",
@@ -260,6 +266,17 @@ function asIfname(g: Given, allowEmpty: boolean): string {
     fail(g.where, s, "an interface name of 1 to 15 characters from A-Z a-z 0-9 _ . -");
   }
   return s;
+}
+
+/** `MIN-MAX` prefix lengths, e.g. "8-30", each 0 to `bits`, MIN not above MAX. */
+function asPrefixBounds(g: Given, bits: number): PrefixBounds {
+  const s = asString(g);
+  const m = /^\/?(\d{1,3})-\/?(\d{1,3})$/.exec(s.trim());
+  const min = m ? Number(m[1]) : -1, max = m ? Number(m[2]) : -1;
+  if (!m || min > max || max > bits) {
+    fail(g.where, s, `MIN-MAX prefix lengths from 0 to ${bits}, e.g. "8-30"`);
+  }
+  return { min, max };
 }
 
 function asHostPort(g: Given): HostPort {
@@ -639,6 +656,8 @@ export function loadClientOptions(flags: Flags, env: Record<string, string | und
     : sec.get("routes");
   const drG = first(flag(flags, "default-route"), sec.get("default_route"));
   const kaG = first(flag(flags, "keepalive"), sec.get("keepalive"));
+  const p4G = first(flag(flags, "accept-prefix4"), sec.get("accept_prefix4"));
+  const p6G = first(flag(flags, "accept-prefix6"), sec.get("accept_prefix6"));
   return {
     peer: servers[0],
     servers,
@@ -653,6 +672,8 @@ export function loadClientOptions(flags: Flags, env: Record<string, string | und
     postUp: asHooks(sec.get("post_up")),
     preDown: asHooks(sec.get("pre_down")),
     keepalive: kaG ? asInt(kaG, 0, 3600) : undefined,
+    acceptPrefix4: p4G ? asPrefixBounds(p4G, 32) : DEFAULT_PREFIX4,
+    acceptPrefix6: p6G ? asPrefixBounds(p6G, 128) : DEFAULT_PREFIX6,
     logLevel: resolveLogLevel(flags, sec),
     crypto: resolveChoice(flags, sec, "crypto", ["auto", "openssl", "webcrypto"] as const),
     udp: resolveChoice(flags, sec, "udp", ["auto", "batched", "deno"] as const),

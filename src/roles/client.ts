@@ -35,6 +35,7 @@ import type { TunnelHost } from "../dataplane/tunnel.ts";
 import { type AssignedParams, decodeConfigMessage } from "../protocol/wire.ts";
 import { setIpv4Forwarding } from "../host/routing.ts";
 import { hookEnv, runHooks } from "../host/hooks.ts";
+import { type AssignedLimits, CLIENT_MAX_MTU, refuseAssigned } from "../protocol/assigned_limits.ts";
 
 /** Longest wait between handshake attempts while the server does not answer. */
 const MAX_RETRY_MS = 30_000;
@@ -43,17 +44,20 @@ const MAX_CONFIG_REQUESTS = 30;
 /** The config request control message (one byte). */
 const CONFIG_REQUEST = new Uint8Array([CTRL_CONFIG_REQUEST]);
 /** Largest MTU a server may announce (sizes the packet slots before the first handshake). */
-const MAX_MTU = 9000;
+const MAX_MTU = CLIENT_MAX_MTU;
 
 /** The client's control side: one peer (the server). */
 export class Client implements TunnelHost {
   readonly #o: ClientOptions;
   readonly #rt: Runtime;
   readonly #key: HandshakeKey;
+  readonly #limits: AssignedLimits;
   readonly #server: Peer;
   readonly #clock = new InitiationClock();
   readonly #byIndex = new Map<number, Peer>();
   #pending: PendingInitiation | null = null;
+  /** The pending initiation whose response was refused: its copies are dropped without a log line each. */
+  #refused: PendingInitiation | null = null;
   /** An initiation is being built (async); no second one may start meanwhile, or the two race. */
   #initiating = false;
   #pendingSentAt = 0;
@@ -84,6 +88,7 @@ export class Client implements TunnelHost {
     this.#servers = servers;
     this.#hostChanges = changes;
     this.#configured = !changes.wantsConfig;
+    this.#limits = { prefix4: o.acceptPrefix4, prefix6: o.acceptPrefix6, maxMtu: MAX_MTU };
     this.#server = new Peer("server");
     this.#server.endpoint.set(servers.endpoint);
     this.#server.hasEndpoint = true;
@@ -110,7 +115,7 @@ export class Client implements TunnelHost {
 
   handshake(datagram: Uint8Array, from: Uint8Array): void {
     const pending = this.#pending;
-    if (datagram[0] !== MSG_RESPONSE || pending === null) {
+    if (datagram[0] !== MSG_RESPONSE || pending === null || pending === this.#refused) {
       this.#rt.tunnel.counters.drops.malformed++;
       return;
     }
@@ -181,8 +186,18 @@ export class Client implements TunnelHost {
       return;
     }
     if (this.#pending !== pending) return; // a newer initiation replaced it while we worked
-    this.#pending = null;
     const hs = r.value;
+    const refused = refuseAssigned(hs.params, this.#limits);
+    if (refused !== null) {
+      this.#refused = pending;
+      // Authenticated but unusable: keep the initiation pending, so tick() retries with backoff.
+      log.error("server response refused; retrying handshake", {
+        server: endpointToString(from),
+        reason: refused,
+      });
+      return;
+    }
+    this.#pending = null;
     const now = performance.now();
     const session = await Session.create(this.#rt.aead, { ...hs, isInitiator: true, now });
     const server = this.#server;
