@@ -9,7 +9,8 @@ const KEY_B = "+Bz8pHlEJSjYpiTBYkjuGC7fuEB1harWcH7z9DUMl3I=";
 function withConfig(text: string, fn: (path: string, dir: string) => void): void {
   const dir = Deno.makeTempDirSync({ prefix: "vpn-config-test-" });
   const path = `${dir}/vpn.toml`;
-  Deno.writeTextFileSync(path, text);
+  // 0600: a config holding a key inline must not be readable by others.
+  Deno.writeTextFileSync(path, text, { mode: 0o600 });
   try {
     fn(path, dir);
   } finally {
@@ -281,4 +282,51 @@ Deno.test("client prefix bounds: defaults, flag over config, bad values named", 
     configError(() => loadClientOptions({ peer: "192.0.2.1:1", "accept-prefix6": "64-129" }, {})),
     /^--accept-prefix6: .* from 0 to 128/,
   );
+});
+
+Deno.test("a config file holding a key inline gets the key-file rules: mode 0600/0400, our own", () => {
+  const cases = [
+    [`[server]\nmtu = 1400\nkey = "${KEY_A}"\n`, "server.key", 3, "server"],
+    [`[client]\npeer = "192.0.2.1:1"\nkey = "${KEY_A}"\n`, "client.key", 3, "client"],
+    [
+      `[server]\n[[server.peers]]\nname = "a"\naddress = "10.0.0.5"\nkey = "${KEY_B}"\n`,
+      "server.peers[0].key",
+      5,
+      "server",
+    ],
+  ] as const;
+  for (const [text, label, line, role] of cases) {
+    withConfig(text, (path) => {
+      const load = () =>
+        role === "server" ? loadServerOptions({ config: path }, {}) : loadClientOptions({ config: path }, {});
+      load(); // 0600, ours
+      Deno.chmodSync(path, 0o400);
+      load();
+      for (const mode of [0o640, 0o604, 0o644]) {
+        Deno.chmodSync(path, mode);
+        assertEquals(
+          configError(load),
+          `${path}:${line}: ${label} (a key inline in a config file): mode 0${
+            mode.toString(8)
+          } lets group or ` +
+            `others read it; allowed: 0600 or 0400 (run: chmod 600 ${path})`,
+        );
+      }
+      Deno.chmodSync(path, 0o600);
+      Deno.chownSync(path, 65534, null);
+      assertMatch(
+        configError(load),
+        new RegExp(
+          `^${path}:${line}: ${
+            label.replace(/[[\]]/g, "\\$&")
+          } .*: owned by uid 65534, not by the user running vpn .*run: chown`,
+        ),
+      );
+    });
+  }
+  // Without a key inline, a world-readable config is fine (config.toml ships 0644).
+  withConfig(`[server]\nmtu = 1400\n`, (path) => {
+    Deno.chmodSync(path, 0o644);
+    assertEquals(loadServerOptions({ config: path }, {}).mtu, 1400);
+  });
 });

@@ -52,3 +52,21 @@ Deno.test("key files: created 0600, read back, refused when group or others can 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("key files owned by another user are refused, with the chown that fixes it", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "vpn-key-test-" });
+  try {
+    const path = `${dir}/server.key`;
+    const key = createKeyFile(path);
+    Deno.chownSync(path, 65534, null); // nobody: could read or replace the key
+    assertEquals(
+      assertThrows(() => readKeyFile(path), KeyError).message,
+      `key file ${path}: owned by uid 65534, not by the user running vpn (uid ${Deno.uid()}); ` +
+        `allowed: a file of this user (run: chown ${Deno.uid()} ${path})`,
+    );
+    Deno.chownSync(path, Deno.uid(), null);
+    assertEquals(readKeyFile(path), key);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -138,10 +138,7 @@ Deno.test("vpn status shows peers, traffic and drops on server and client; refus
   const tmp = await Deno.makeTempDir({ prefix: "vpn-status-" });
   await using net = await createNetwork({ hosts: ["srv", "c1", "c2"] });
   try {
-    // Traversable folders, so that only the socket's own 0600 mode keeps a non-root user out.
     await Deno.chmod(tmp, 0o755);
-    await Deno.mkdir(`${tmp}/srv`, { mode: 0o755 });
-    await Deno.chmod(`${tmp}/srv`, 0o755);
     const keyOut = await vpn(["genkey"], {});
     const key = keyOut.stdout.trim();
     const [srv, c1, c2] = ["srv", "c1", "c2"].map((n) => net.host(n));
@@ -201,9 +198,12 @@ Deno.test("vpn status shows peers, traffic and drops on server and client; refus
 
     // --- the socket: 0600 in a folder the process made 0700
     assertEquals((await Deno.stat(`${tmp}/srv/stsrv0.sock`)).mode! & 0o777, 0o600);
+    assertEquals((await Deno.stat(`${tmp}/srv`)).mode! & 0o777, 0o700);
     assertEquals((await Deno.stat(`${tmp}/c1`)).mode! & 0o777, 0o700);
 
-    // --- a non-root user is refused with a clear message
+    // --- a non-root user is refused with a clear message, by the socket's own 0600 mode: the server
+    // refuses to start in a folder wider than 0700, so loosen it only now
+    await Deno.chmod(`${tmp}/srv`, 0o755);
     const denoDir = `${tmp}/deno-dir`;
     await Deno.mkdir(denoDir);
     const info = JSON.parse((await vpnInfo()).stdout) as { npmCache: string };

@@ -14,7 +14,7 @@ import {
 import { ConfigError } from "./config_error.ts";
 import { ConfigFile } from "./config_file.ts";
 import { type HostPort, parseHostPort, parsePort } from "../net/host_port.ts";
-import { KeyError, keyFromBase64, type KeySource, readKeyFile } from "./key_file.ts";
+import { checkPrivate, KeyError, keyFromBase64, type KeySource, readKeyFile } from "./key_file.ts";
 import {
   CONFIG_MAX_ENTRIES,
   CONFIG_MAX_LENGTH,
@@ -519,10 +519,37 @@ function resolveSharedKey(sec: Section, key: KeySpec, peers: readonly PeerOption
   return !(key.kind === "file" && key.source === "default" && peers.length > 0 && !fileExists(key.path));
 }
 
+/** Where a config file holds a key inline (`server.key`, `client.key`, `server.peers[i].key`), if it does. */
+function inlineKeyWhere(file: ConfigFile): string | undefined {
+  const table = (v: unknown) => (typeof v === "object" && v !== null ? v as Record<string, unknown> : {});
+  for (const name of ["server", "client"]) {
+    if ("key" in table(file.data[name])) return file.where(name, "key");
+  }
+  const peers = table(file.data.server).peers;
+  if (!Array.isArray(peers)) return undefined;
+  const i = peers.findIndex((p) => "key" in table(p));
+  return i < 0 ? undefined : file.where("server.peers", "key", i);
+}
+
+/** Read a config file; one that holds a key inline gets the key-file rules (mode, owner). */
+function loadConfigFile(flags: Flags): ConfigFile | undefined {
+  const path = configPath(flags);
+  if (path === undefined) return undefined;
+  const file = ConfigFile.load(path);
+  const where = inlineKeyWhere(file);
+  if (where === undefined) return file;
+  try {
+    checkPrivate(`${where} (a key inline in a config file)`, file.path, Deno.statSync(file.path));
+  } catch (e) {
+    if (e instanceof KeyError) throw new ConfigError(e.message);
+    throw new ConfigError(`--config ${file.path}: ${(e as Error).message}`);
+  }
+  return file;
+}
+
 /** Resolve `vpn server` settings. `env` is the process environment (only VPN_KEY is read). */
 export function loadServerOptions(flags: Flags, env: Record<string, string | undefined>): ServerOptions {
-  const path = configPath(flags);
-  return serverOptionsFrom(path === undefined ? undefined : ConfigFile.load(path), flags, env);
+  return serverOptionsFrom(loadConfigFile(flags), flags, env);
 }
 
 /** Resolve `vpn server` settings from an already parsed config file (`vpn peer` checks edits with it). */
@@ -619,8 +646,7 @@ function asDomain(g: Given): string {
 
 /** Resolve `vpn client` settings. */
 export function loadClientOptions(flags: Flags, env: Record<string, string | undefined>): ClientOptions {
-  const path = configPath(flags);
-  const file = path === undefined ? undefined : ConfigFile.load(path);
+  const file = loadConfigFile(flags);
   const sec = sectionOf(file, "client");
   sec.checkKeys(CLIENT_KEYS);
   const peerFlags = flags.peer as string[] | string | undefined;

@@ -1,6 +1,7 @@
 /**
  * The configured 32-byte key: generation, base64 text form and key files.
- * Key files are created 0600 and refused when group or others can read them.
+ * Key files (and config files holding a key) are created 0600 and refused when group or others can read
+ * them or when another user owns them (that user could read or replace the key).
  */
 import { encodeBase64 } from "../net/base64.ts";
 import { KEY_LENGTH } from "../protocol/constants.ts";
@@ -38,6 +39,27 @@ export function keyFromBase64(text: string, source: string): Uint8Array<ArrayBuf
   return out;
 }
 
+/**
+ * Refuses a file that holds a key when group or others may read it or another user owns it; `label`
+ * starts the message (e.g. `key file PATH`).
+ */
+export function checkPrivate(label: string, path: string, info: Deno.FileInfo): void {
+  const mode = info.mode ?? 0;
+  if ((mode & 0o077) !== 0) {
+    throw new KeyError(
+      `${label}: mode ${(mode & 0o777).toString(8).padStart(4, "0")} lets group or others read it; ` +
+        `allowed: 0600 or 0400 (run: chmod 600 ${path})`,
+    );
+  }
+  const uid = Deno.uid();
+  if (info.uid !== null && uid !== null && info.uid !== uid) {
+    throw new KeyError(
+      `${label}: owned by uid ${info.uid}, not by the user running vpn (uid ${uid}); ` +
+        `allowed: a file of this user (run: chown ${uid} ${path})`,
+    );
+  }
+}
+
 /** Read a key file, refusing one that group or others may read. */
 export function readKeyFile(path: string): Uint8Array<ArrayBuffer> {
   let info: Deno.FileInfo;
@@ -49,13 +71,7 @@ export function readKeyFile(path: string): Uint8Array<ArrayBuffer> {
     throw new KeyError(`key file ${path}: ${(e as Error).message}`);
   }
   if (!info.isFile) throw new KeyError(`key file ${path}: not a regular file`);
-  const mode = info.mode ?? 0;
-  if ((mode & 0o077) !== 0) {
-    throw new KeyError(
-      `key file ${path}: mode ${(mode & 0o777).toString(8).padStart(4, "0")} lets group or others read it; ` +
-        `allowed: 0600 or 0400 (run: chmod 600 ${path})`,
-    );
-  }
+  checkPrivate(`key file ${path}`, path, info);
   let text: string;
   try {
     text = Deno.readTextFileSync(path);

@@ -1,5 +1,5 @@
 /** The control socket a running instance serves: each connection gets one JSON status snapshot. */
-import { CONTROL_DIR, controlSocketPath } from "./control_path.ts";
+import { CONTROL_DIR } from "./control_path.ts";
 import { log } from "./log.ts";
 import type { StatusReport } from "./status_report.ts";
 
@@ -9,14 +9,27 @@ export interface ControlServer {
   close(): void;
 }
 
-/** Serve `snapshot()` on `/run/vpn/<tun>.sock`, mode 0600 in a 0700 folder. */
-export function serveControl(tun: string, snapshot: () => StatusReport): ControlServer {
-  const path = controlSocketPath(tun);
-  Deno.mkdirSync(CONTROL_DIR, { recursive: true, mode: 0o700 });
-  try {
-    // A socket file left by a killed instance would make listen fail; a live one answers a connect.
-    Deno.removeSync(path);
-  } catch { /* none there */ }
+/** The control socket or its folder cannot be used safely; the message says why and what to do. */
+export class ControlError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ControlError";
+  }
+}
+
+/**
+ * Serve `snapshot()` on `<dir>/<tun>.sock` (dir: /run/vpn or VPN_RUN_DIR), mode 0600 in a 0700 folder.
+ * Never takes the socket of a live instance (another namespace may run the same TUN name); a socket
+ * left by a killed one is replaced.
+ */
+export async function serveControl(
+  tun: string,
+  snapshot: () => StatusReport,
+  dir: string = CONTROL_DIR,
+): Promise<ControlServer> {
+  ensureRunDir(dir);
+  const path = `${dir}/${tun}.sock`;
+  await removeStaleSocket(path, tun);
   const listener = Deno.listen({ transport: "unix", path });
   Deno.chmodSync(path, 0o600);
   const encoder = new TextEncoder();
@@ -44,4 +57,64 @@ export function serveControl(tun: string, snapshot: () => StatusReport): Control
       } catch { /* gone */ }
     },
   };
+}
+
+/** Creates the run folder 0700, or refuses one that is not a plain folder of ours closed to others. */
+function ensureRunDir(dir: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(dir);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new ControlError(`run folder ${dir}: ${(e as Error).message}`);
+    }
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.chmodSync(dir, 0o700); // the umask filters the mode given at creation
+    info = Deno.lstatSync(dir);
+  }
+  const fix = "or set VPN_RUN_DIR to another folder";
+  if (!info.isDirectory) {
+    throw new ControlError(`run folder ${dir}: not a folder (a symlink or file); remove it ${fix}`);
+  }
+  const uid = Deno.uid();
+  if (info.uid !== null && uid !== null && info.uid !== uid) {
+    throw new ControlError(
+      `run folder ${dir}: owned by uid ${info.uid}, not by the user running vpn (uid ${uid}); ` +
+        `remove it ${fix}`,
+    );
+  }
+  const mode = (info.mode ?? 0) & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new ControlError(
+      `run folder ${dir}: mode ${mode.toString(8).padStart(4, "0")} lets group or others in; ` +
+        `allowed: 0700 (run: chmod 700 ${dir}) ${fix}`,
+    );
+  }
+}
+
+/** Removes a socket nobody answers on; refuses when one answers (a live instance) or the path is not a socket. */
+async function removeStaleSocket(path: string, tun: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw new ControlError(`control socket ${path}: ${(e as Error).message}`);
+  }
+  if (!info.isSocket) throw new ControlError(`control socket ${path}: exists and is not a socket; remove it`);
+  let conn: Deno.UnixConn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.ConnectionRefused)) {
+      throw new ControlError(`control socket ${path}: ${(e as Error).message}`);
+    }
+    Deno.removeSync(path); // left by a killed instance
+    return;
+  }
+  conn.close();
+  throw new ControlError(
+    `control socket ${path} answers: another vpn runs with TUN name ${tun} (in this or another network ` +
+      `namespace); stop it, or use another --tun or VPN_RUN_DIR`,
+  );
 }

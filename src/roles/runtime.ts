@@ -122,7 +122,7 @@ export async function startRuntime(o: RuntimeOptions): Promise<number> {
     tunnel = rt.tunnel = new Tunnel(tun, udp, host, o.mtu);
     o.configureTun(rt);
     await o.hostChanges?.(rt);
-    const control = serveControl(tun.name, () => o.status());
+    const control = await serveControl(tun.name, () => o.status());
     cleanup.add(`remove ${control.path}`, () => control.close());
     const timer = setInterval(() => o.tick(), TICK_MS);
     cleanup.add("stop timer", () => clearInterval(timer));

@@ -193,7 +193,7 @@ export class VpnLab {
     if (o.address) args.push("--address", o.address);
     if (o.config !== undefined) {
       const path = `${this.dir}/server-${++serial}.toml`;
-      await Deno.writeTextFile(path, o.config);
+      await Deno.writeTextFile(path, o.config, { mode: 0o600 }); // it may hold a key inline
       args.push("--config", path);
     }
     args.push(...(o.args ?? []));
