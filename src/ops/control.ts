@@ -1,5 +1,5 @@
 /** The control socket a running instance serves: each connection gets one JSON status snapshot. */
-import { CONTROL_DIR } from "./control_path.ts";
+import { CONTROL_DIR, controlSocketPath } from "./control_path.ts";
 import { log } from "./log.ts";
 import type { StatusReport } from "./status_report.ts";
 
@@ -28,7 +28,7 @@ export async function serveControl(
   dir: string = CONTROL_DIR,
 ): Promise<ControlServer> {
   ensureRunDir(dir);
-  const path = `${dir}/${tun}.sock`;
+  const path = controlSocketPath(tun, dir);
   await removeStaleSocket(path, tun);
   const listener = Deno.listen({ transport: "unix", path });
   Deno.chmodSync(path, 0o600);

@@ -4,6 +4,6 @@
 export const CONTROL_DIR = Deno.env.get("VPN_RUN_DIR") ?? "/run/vpn";
 
 /** The control socket path of the instance that owns TUN device `tun`. */
-export function controlSocketPath(tun: string): string {
-  return `${CONTROL_DIR}/${tun}.sock`;
+export function controlSocketPath(tun: string, dir: string = CONTROL_DIR): string {
+  return `${dir}/${tun}.sock`;
 }
