@@ -173,6 +173,15 @@ Deno.test("GRO: SYN, FIN, RST, URG and pure ACKs are written as they are and end
   const pureAck = buildPacket({ v: 6, proto: "tcp", seq: 2000, payload: new Uint8Array(0) });
   const b = coalesce([s[0], pureAck, s[1]]);
   assertEquals(b.toWrite, [0, 1, 2]); // s[1] may not jump over the ACK written between
+  const v4 = segments({ v: 4, proto: "tcp" }, 2, 1000);
+  const ackWithIpOptions = buildPacket({
+    v: 4,
+    proto: "tcp",
+    seq: 2000,
+    ipOptions: [1, 1, 1, 1],
+    payload: new Uint8Array(0),
+  });
+  assertEquals(coalesce([v4[0], ackWithIpOptions, v4[1]]).toWrite, [0, 1, 2]);
 });
 
 Deno.test("GRO: PSH or a short segment ends a super-packet; a larger segment is not appended", () => {

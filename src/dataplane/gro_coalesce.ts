@@ -159,9 +159,11 @@ function latestOfConnection(
 ): number {
   const addrAt = version === 4 ? 12 : 8, addrEnd = version === 4 ? 20 : 40;
   for (let s = t.count - 1; s >= 0; s--) {
-    const h = bufs[t.head[s]];
-    if (h[off] >> 4 !== version || t.ipLen[s] !== ipLen) continue;
-    if (!same(p, h, off + addrAt, off + addrEnd) || !same(p, h, off + ipLen, off + ipLen + 4)) continue;
+    const h = bufs[t.head[s]], hPorts = off + t.ipLen[s], ports = off + ipLen;
+    if (h[off] >> 4 !== version || !same(p, h, off + addrAt, off + addrEnd)) continue;
+    // Ports compared at each packet's own offset: a packet with IPv4 options still ends the flow's run.
+    if (p[ports] !== h[hPorts] || p[ports + 1] !== h[hPorts + 1]) continue;
+    if (p[ports + 2] !== h[hPorts + 2] || p[ports + 3] !== h[hPorts + 3]) continue;
     return s;
   }
   return -1;
