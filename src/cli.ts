@@ -24,12 +24,15 @@ const PATH_OPTS: Record<string, OptionSpec> = {
   crypto: { type: "string" },
   udp: { type: "string" },
   "log-level": { type: "string" },
+  "log-format": { type: "string" },
+  metrics: { type: "string" },
 };
 
 const COMMANDS: Record<string, Command> = {
   server: {
     usage: "vpn server [--config FILE] [--listen HOST:PORT] [--port N] [--tun NAME] [--address CIDR]\n" +
       "                  [--key-file FILE | --key BASE64] [--mtu N] [--nat IFACE] [--log-level LEVEL]\n" +
+      "                  [--log-format text|json] [--metrics HOST:PORT]\n" +
       "                  [--crypto auto|openssl|webcrypto] [--udp auto|batched|deno]",
     options: {
       ...COMMON,
@@ -54,7 +57,9 @@ const COMMANDS: Record<string, Command> = {
   --key BASE64       the key itself (also VPN_KEY in the environment)
   --mtu N            tunnel MTU, 576..9000 (default 1420)
   --nat IFACE        masquerade client traffic out of IFACE (nft or iptables) and forward
-  --log-level LEVEL  debug, info, warn or error (default info)
+  --log-level LEVEL  trace, debug, info, warn or error (default info); trace logs every packet
+  --log-format FMT   text (default) or json (one object per line)
+  --metrics HOST:PORT serve Prometheus metrics on http://HOST:PORT/metrics (PORT alone: 127.0.0.1)
   --crypto KIND      AES-256-GCM implementation: auto (default), openssl, webcrypto
   --udp KIND         UDP implementation: auto (default), batched, deno`,
   },
@@ -63,8 +68,9 @@ const COMMANDS: Record<string, Command> = {
       "vpn client --peer HOST:PORT [--peer HOST:PORT]... [--config FILE] [--tun NAME] [--address CIDR]\n" +
       "                  [--key-file FILE | --key BASE64] [--route CIDR]... [--default-route]\n" +
       "                  [--kill-switch] [--no-dns] [--accept-prefix4 MIN-MAX] [--accept-prefix6 MIN-MAX]\n" +
-      "       vpn client --unblock [--tun NAME]\n" +
-      "                  [--keepalive SECONDS] [--log-level LEVEL] [--crypto KIND] [--udp KIND]",
+      "                  [--keepalive SECONDS] [--log-level LEVEL] [--log-format text|json]\n" +
+      "                  [--metrics HOST:PORT] [--crypto KIND] [--udp KIND]\n" +
+      "       vpn client --unblock [--tun NAME]",
     options: {
       ...COMMON,
       ...KEY_OPTS,
@@ -103,7 +109,9 @@ const COMMANDS: Record<string, Command> = {
   --accept-prefix4 MIN-MAX  IPv4 prefix lengths accepted from the server (default 8-30);
                      a response outside them is refused and the handshake retried
   --accept-prefix6 MIN-MAX  the same for IPv6 (default 64-126)
-  --log-level LEVEL  debug, info, warn or error (default info)
+  --log-level LEVEL  trace, debug, info, warn or error (default info); trace logs every packet
+  --log-format FMT   text (default) or json (one object per line)
+  --metrics HOST:PORT serve Prometheus metrics on http://HOST:PORT/metrics (PORT alone: 127.0.0.1)
   --crypto KIND      AES-256-GCM implementation: auto (default), openssl, webcrypto
   --udp KIND         UDP implementation: auto (default), batched, deno`,
   },
@@ -112,7 +120,8 @@ const COMMANDS: Record<string, Command> = {
     options: { ...COMMON, tun: { type: "string" }, json: { type: "boolean" } },
     help: `Show the running server's or client's interface, peers and counters.
 
-  --tun NAME         which instance to ask (default vpn0); it listens on /run/vpn/NAME.sock
+  --tun NAME         which instance to ask; it listens on /run/vpn/NAME.sock
+                     (default: every instance with a socket in /run/vpn)
   --json             machine-readable output (stable fields, see README)`,
   },
   peer: {
@@ -241,7 +250,7 @@ export async function main(
         return await runPeer(flags._words as string[], flags);
       case "status":
         return await runStatus({
-          tun: (flags.tun as string | undefined) ?? "vpn0",
+          tun: flags.tun as string | undefined,
           json: flags.json === true,
         });
     }

@@ -22,7 +22,7 @@ import {
   DEFAULT_MTU,
 } from "../protocol/constants.ts";
 import { encodeConfigMessage } from "../protocol/wire.ts";
-import { LOG_LEVELS, type LogLevel } from "../ops/log.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../ops/log.ts";
 import { formatIp } from "../net/ip_address.ts";
 import { isDomainName } from "../net/domain_name.ts";
 import { DEFAULT_PREFIX4, DEFAULT_PREFIX6, type PrefixBounds } from "../protocol/assigned_limits.ts";
@@ -65,6 +65,9 @@ export interface ServerOptions {
   readonly forward: boolean;
   readonly keepalive: number;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+  /** Where Prometheus metrics are served; undefined = off. */
+  readonly metrics?: HostPort;
   readonly crypto: CryptoChoice;
   readonly udp: UdpChoice;
   readonly peers: readonly PeerOptions[];
@@ -105,6 +108,9 @@ export interface ClientOptions {
   readonly acceptPrefix4: PrefixBounds;
   readonly acceptPrefix6: PrefixBounds;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+  /** Where Prometheus metrics are served; undefined = off. */
+  readonly metrics?: HostPort;
   readonly crypto: CryptoChoice;
   readonly udp: UdpChoice;
   readonly configFile?: string;
@@ -149,6 +155,8 @@ const SERVER_KEYS = [
   "forward",
   "keepalive",
   "log_level",
+  "log_format",
+  "metrics",
   "crypto",
   "udp",
   "peers",
@@ -174,6 +182,8 @@ const CLIENT_KEYS = [
   "accept_prefix4",
   "accept_prefix6",
   "log_level",
+  "log_format",
+  "metrics",
   "crypto",
   "udp",
   "post_up",
@@ -596,6 +606,8 @@ export function serverOptionsFrom(
     forward,
     keepalive: kaG ? asInt(kaG, 0, 3600) : DEFAULTS.keepalive,
     logLevel: resolveLogLevel(flags, sec),
+    logFormat: resolveChoice(flags, sec, "log-format", LOG_FORMATS, "log_format"),
+    metrics: resolveMetrics(flags, sec),
     crypto: resolveChoice(flags, sec, "crypto", ["auto", "openssl", "webcrypto"] as const),
     udp: resolveChoice(flags, sec, "udp", ["auto", "batched", "deno"] as const),
     peers,
@@ -701,6 +713,8 @@ export function loadClientOptions(flags: Flags, env: Record<string, string | und
     acceptPrefix4: p4G ? asPrefixBounds(p4G, 32) : DEFAULT_PREFIX4,
     acceptPrefix6: p6G ? asPrefixBounds(p6G, 128) : DEFAULT_PREFIX6,
     logLevel: resolveLogLevel(flags, sec),
+    logFormat: resolveChoice(flags, sec, "log-format", LOG_FORMATS, "log_format"),
+    metrics: resolveMetrics(flags, sec),
     crypto: resolveChoice(flags, sec, "crypto", ["auto", "openssl", "webcrypto"] as const),
     udp: resolveChoice(flags, sec, "udp", ["auto", "batched", "deno"] as const),
     configFile: file?.path,
@@ -712,7 +726,24 @@ function resolveLogLevel(flags: Flags, sec: Section): LogLevel {
   return g ? asChoice(g, LOG_LEVELS) : DEFAULTS.logLevel;
 }
 
-function resolveChoice<T extends string>(flags: Flags, sec: Section, name: string, choices: readonly T[]): T {
-  const g = first(flag(flags, name), sec.get(name));
+function resolveChoice<T extends string>(
+  flags: Flags,
+  sec: Section,
+  name: string,
+  choices: readonly T[],
+  key = name,
+): T {
+  const g = first(flag(flags, name), sec.get(key));
   return g ? asChoice(g, choices) : choices[0];
+}
+
+/** `--metrics` / `metrics`: `HOST:PORT`, or `PORT` / `:PORT` for 127.0.0.1 (never all interfaces unasked). */
+function resolveMetrics(flags: Flags, sec: Section): HostPort | undefined {
+  const g = first(flag(flags, "metrics"), sec.get("metrics"));
+  if (!g) return undefined;
+  const s = asString(g);
+  const text = /^:?\d+$/.test(s) ? `127.0.0.1:${s.replace(/^:/, "")}` : s;
+  const hp = parseHostPort(text);
+  if (typeof hp === "string") fail(g.where, s, `HOST:PORT or PORT for 127.0.0.1 (${hp})`);
+  return hp;
 }

@@ -1,34 +1,97 @@
 /**
- * Structured logging: one line per event on stderr, `TIME LEVEL message key=value ...`.
+ * Structured logging: one line per event on stderr. Text is `TIME LEVEL message key=value ...`; under
+ * journald (`JOURNAL_STREAM` set) it is `<PRIORITY>LEVEL message key=value ...` and the journal keeps the
+ * time; JSON is one object per line with `time`, `level`, `msg` and the fields.
  * A thin module of our own (JSR's @std/log is not reachable here, and this is all we need).
  * Never pass keys or packet contents as fields.
  */
 
-/** Log levels, least to most severe. */
-export type LogLevel = "debug" | "info" | "warn" | "error";
+/** Log levels, least to most severe. `trace` adds one line per packet. */
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
 
 /** The accepted level names, for validation messages. */
-export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+export const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error"];
 
-const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+/** How lines are written. */
+export type LogFormat = "text" | "json";
+
+/** The accepted format names. */
+export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
+
+const RANK: Record<LogLevel, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4 };
+/** syslog priorities (sd-daemon(3)): err 3, warning 4, info 6, debug 7. */
+const PRIORITY: Record<LogLevel, number> = { trace: 7, debug: 7, info: 6, warn: 4, error: 3 };
+
+/** A warning with the same message prints at most once per this many ms; the next line counts the rest. */
+export const WARN_REPEAT_MS = 10_000;
+/** Distinct warning messages remembered for rate limiting (they are constants of the code, so few). */
+const WARN_KEYS_MAX = 256;
 
 /** Field values a log line may carry. */
 export type LogFields = Record<string, string | number | boolean | bigint | undefined | null>;
 
 const encoder = new TextEncoder();
-function write(line: string): void {
+/** Where lines go; tests swap it. */
+let sink = (line: string): void => {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
-}
+};
 
 let threshold = RANK.info;
+let format: LogFormat = "text";
+let journal = false;
+let clock = (): number => Date.now();
 
+/** True when trace lines are printed: the packet loops check it before any per-packet logging work. */
+export let traceEnabled = false;
 /** True when debug lines are printed: check it before building per-packet fields. */
 export let debugEnabled = false;
 
 /** Set the lowest level that is printed. */
 export function setLogLevel(level: LogLevel): void {
   threshold = RANK[level];
-  debugEnabled = threshold === RANK.debug;
+  debugEnabled = threshold <= RANK.debug;
+  traceEnabled = threshold === RANK.trace;
+}
+
+/** The logger's settings besides the level. */
+export interface LogOutput {
+  readonly format?: LogFormat;
+  /** stderr is the journal: text lines carry the syslog priority and no timestamp. */
+  readonly journal?: boolean;
+  /** Replaces stderr (tests). */
+  readonly sink?: (line: string) => void;
+  /** Replaces the wall clock, ms (tests of the rate limit). */
+  readonly clock?: () => number;
+}
+
+/** Set the format and destination of lines. */
+export function setLogOutput(o: LogOutput): void {
+  if (o.format) format = o.format;
+  if (o.journal !== undefined) journal = o.journal;
+  if (o.sink) sink = o.sink;
+  if (o.clock) clock = o.clock;
+  warnSeen.clear();
+}
+
+/** Per warning message: when it last printed and how many were held back since. */
+const warnSeen = new Map<string, { at: number; suppressed: number }>();
+
+/** False when this warning repeats within WARN_REPEAT_MS; otherwise the count held back (0 if none). */
+function warnAllowed(message: string, now: number): number | false {
+  const seen = warnSeen.get(message);
+  if (seen === undefined) {
+    if (warnSeen.size >= WARN_KEYS_MAX) warnSeen.clear();
+    warnSeen.set(message, { at: now, suppressed: 0 });
+    return 0;
+  }
+  if (now - seen.at < WARN_REPEAT_MS) {
+    seen.suppressed++;
+    return false;
+  }
+  const n = seen.suppressed;
+  seen.at = now;
+  seen.suppressed = 0;
+  return n;
 }
 
 function formatValue(v: string | number | boolean | bigint): string {
@@ -36,20 +99,52 @@ function formatValue(v: string | number | boolean | bigint): string {
   return /^[^\s"=]+$/.test(s) ? s : JSON.stringify(s);
 }
 
+function jsonValue(v: string | number | boolean | bigint): string | number | boolean {
+  return typeof v === "bigint" ? String(v) : v;
+}
+
+/** Keys JSON lines use themselves; a field of that name is written as `field_<name>`. */
+const RESERVED = new Set(["time", "level", "msg"]);
+
 function emit(level: LogLevel, message: string, fields?: LogFields): void {
   if (RANK[level] < threshold) return;
-  let line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${message}`;
+  const now = clock();
+  let suppressed = 0;
+  if (level === "warn") {
+    const allowed = warnAllowed(message, now);
+    if (allowed === false) return;
+    suppressed = allowed;
+  }
+  if (format === "json") {
+    const obj: Record<string, string | number | boolean> = {
+      time: new Date(now).toISOString(),
+      level,
+      msg: message,
+    };
+    if (fields) {
+      for (const [k, v] of Object.entries(fields)) {
+        if (v !== undefined && v !== null) obj[RESERVED.has(k) ? `field_${k}` : k] = jsonValue(v);
+      }
+    }
+    if (suppressed > 0) obj.suppressed = suppressed;
+    sink(JSON.stringify(obj));
+    return;
+  }
+  const head = journal ? `<${PRIORITY[level]}>` : `${new Date(now).toISOString()} `;
+  let line = `${head}${level.toUpperCase().padEnd(5)} ${message}`;
   if (fields) {
     for (const [k, v] of Object.entries(fields)) {
       if (v === undefined || v === null) continue;
       line += ` ${k}=${formatValue(v)}`;
     }
   }
-  write(line);
+  if (suppressed > 0) line += ` suppressed=${suppressed}`;
+  sink(line);
 }
 
-/** The project's logger. */
+/** The project's logger. A `warn` that repeats is printed once per WARN_REPEAT_MS with `suppressed=N`. */
 export const log = {
+  trace: (message: string, fields?: LogFields): void => emit("trace", message, fields),
   debug: (message: string, fields?: LogFields): void => emit("debug", message, fields),
   info: (message: string, fields?: LogFields): void => emit("info", message, fields),
   warn: (message: string, fields?: LogFields): void => emit("warn", message, fields),

@@ -1,6 +1,6 @@
 /** `vpn status`: ask a running instance for its snapshot and print it. */
 import { ConfigError } from "../config/config_error.ts";
-import { controlSocketPath } from "./control_path.ts";
+import { CONTROL_DIR, controlSocketPath } from "./control_path.ts";
 import type { StatusReport } from "./status_report.ts";
 
 /** Failed to reach the running instance. */
@@ -92,16 +92,58 @@ export function formatStatus(r: StatusReport): string {
   return [...head, "", table(rows)].join("\n");
 }
 
-/** `vpn status`: prints the snapshot; exit code 1 when no instance answers. */
-export async function runStatus(opts: { tun: string; json: boolean }): Promise<number> {
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(opts.tun)) {
+/** The TUN names of the control sockets in the run folder, sorted; empty when the folder is missing. */
+export function listInstances(dir = CONTROL_DIR): string[] {
+  const names: string[] = [];
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      const m = /^([A-Za-z0-9_.-]{1,15})\.sock$/.exec(e.name);
+      if (m && !e.isDirectory && !e.isFile) names.push(m[1]);
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new StatusError(`permission denied on ${dir}: the control sockets are root-only; run as root`);
+    }
+    throw new StatusError(`cannot list ${dir}: ${(e as Error).message}`);
+  }
+  return names.sort();
+}
+
+/**
+ * `vpn status`: prints the snapshot of `tun`, or without `tun` of every running instance (one: as with
+ * `--tun`; several: one block each, a JSON array with `--json`). Exit code 1 when none answers.
+ */
+export async function runStatus(opts: { tun?: string; json: boolean }): Promise<number> {
+  if (opts.tun !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(opts.tun)) {
     throw new ConfigError(
       `--tun: got ${JSON.stringify(opts.tun)}; allowed: an interface name of 1 to 15 characters`,
     );
   }
   try {
-    const report = await fetchStatus(opts.tun);
-    console.log(opts.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+    if (opts.tun !== undefined) {
+      const report = await fetchStatus(opts.tun);
+      console.log(opts.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+      return 0;
+    }
+    const names = listInstances();
+    if (names.length === 0) throw new StatusError(`no vpn is running (no control socket in ${CONTROL_DIR})`);
+    const reports: StatusReport[] = [];
+    for (const name of names) {
+      try {
+        reports.push(await fetchStatus(name));
+      } catch (e) {
+        // A socket file left by a killed instance: say so and show the others.
+        if (!(e instanceof StatusError)) throw e;
+        console.error(`vpn status: ${e.message}`);
+      }
+    }
+    if (reports.length === 0) return 1;
+    if (reports.length === 1) {
+      console.log(opts.json ? JSON.stringify(reports[0], null, 2) : formatStatus(reports[0]));
+    } else {
+      console.log(opts.json ? JSON.stringify(reports, null, 2) : reports.map(formatStatus).join("\n\n"));
+    }
     return 0;
   } catch (e) {
     if (e instanceof StatusError) {

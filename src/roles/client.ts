@@ -117,6 +117,7 @@ export class Client implements TunnelHost {
     const pending = this.#pending;
     if (datagram[0] !== MSG_RESPONSE || pending === null || pending === this.#refused) {
       this.#rt.tunnel.counters.drops.malformed++;
+      this.#rt.handshakes.refuse(pending === null ? "unexpected" : "malformed");
       return;
     }
     this.#complete(pending, datagram, from).catch((e) =>
@@ -182,6 +183,7 @@ export class Client implements TunnelHost {
     const r = await pending.consumeResponse(datagram);
     if (!r.ok) {
       this.#rt.tunnel.counters.drops[dropCategory(r.reason)]++;
+      this.#rt.handshakes.refuse(r.reason);
       if (debugEnabled) log.debug("response dropped", { reason: r.reason, from: endpointToString(from) });
       return;
     }
@@ -205,6 +207,7 @@ export class Client implements TunnelHost {
     this.#byIndex.set(session.localIndex, server);
     server.endpoint.set(from);
     server.lastHandshakeWallMs = Date.now();
+    this.#rt.handshakes.completed++;
     server.unansweredSince = -1;
     const first = !server.up;
     server.up = true;
@@ -223,7 +226,7 @@ export class Client implements TunnelHost {
         mtu: hs.params.mtu,
       });
     } else {
-      log.info("rekeyed", { server: endpointToString(from) });
+      log.debug("rekeyed", { server: endpointToString(from) });
     }
   }
 
@@ -386,6 +389,8 @@ export async function runClient(o: ClientOptions): Promise<number> {
     bind: { hostname: servers.endpoints.every(endpointIsV4) ? "0.0.0.0" : "::", port: 0 },
     mtu: MAX_MTU,
     logLevel: o.logLevel,
+    logFormat: o.logFormat,
+    metrics: o.metrics,
     configureTun: (rt) => rt.configureInterface(null, null, MAX_MTU),
     hostChanges: async (rt) => {
       // A client with a LAN behind it (site-to-site) forwards between the LAN and the tunnel.

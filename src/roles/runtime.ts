@@ -12,7 +12,10 @@ import type { DatagramSocket } from "../dataplane/datagram.ts";
 import { openDatagramSocket } from "../dataplane/datagram_select.ts";
 import type { HostPort } from "../net/host_port.ts";
 import { configureInterface } from "../host/host_setup.ts";
-import { log, type LogLevel, setLogLevel } from "../ops/log.ts";
+import { log, type LogFormat, type LogLevel, setLogLevel, setLogOutput } from "../ops/log.ts";
+import { HandshakeStats } from "../ops/handshake_stats.ts";
+import { serveMetrics } from "../ops/metrics.ts";
+import { notifySystemd } from "../ops/systemd_notify.ts";
 import type { PeerStatus, StatusReport } from "../ops/status_report.ts";
 import { Tunnel, type TunnelHost } from "../dataplane/tunnel.ts";
 
@@ -27,6 +30,9 @@ export interface RuntimeOptions {
   /** Largest MTU the tunnel may be given (sizes the packet slots). */
   readonly mtu: number;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+  /** Where to serve Prometheus metrics; undefined = off. */
+  readonly metrics?: HostPort;
   /** Give the fresh TUN device its addresses, MTU and up flag. */
   configureTun(rt: Runtime): void;
   /** Further host changes (forwarding, NAT, routes), each registered with `rt.cleanup`. */
@@ -50,6 +56,8 @@ export interface Runtime {
   readonly tunName: string;
   readonly udp: DatagramSocket;
   readonly tunnel: Tunnel;
+  /** Handshakes completed and refused, for the metrics. */
+  readonly handshakes: HandshakeStats;
   /** Set addresses and MTU of the TUN device (and the tunnel's packet size limit). */
   configureInterface(address: Cidr | null, address6: Cidr | null, mtu: number): void;
   /** A status snapshot with the common fields filled in. */
@@ -66,6 +74,8 @@ const TICK_MS = 1000;
 /** Set everything up, run the loops until a signal stops the process; undoes host changes on failure. */
 export async function startRuntime(o: RuntimeOptions): Promise<number> {
   setLogLevel(o.logLevel);
+  // journald sets JOURNAL_STREAM for a service whose stderr it reads; it stamps the time itself.
+  setLogOutput({ format: o.logFormat, journal: Deno.env.get("JOURNAL_STREAM") !== undefined });
   const chosen = await selectAeadBackend(o.crypto);
   if (chosen.fallbackReason) {
     log.warn("OpenSSL unavailable, using WebCrypto", { reason: chosen.fallbackReason });
@@ -80,6 +90,7 @@ export async function startRuntime(o: RuntimeOptions): Promise<number> {
   installSignalCleanup(cleanup, (reason, error) => {
     if (reason === "fatal") log.error("fatal error", { error: (error as Error)?.message ?? String(error) });
     else log.info("stopping", { signal: reason });
+    notifySystemd("STOPPING=1");
     tunnel?.stop();
   });
   const startedAt = performance.now();
@@ -101,6 +112,7 @@ export async function startRuntime(o: RuntimeOptions): Promise<number> {
       tunName: tun.name,
       udp,
       tunnel: null as unknown as Tunnel,
+      handshakes: new HandshakeStats(),
       configureInterface(address, address6, mtu) {
         configureInterface(tun.name, address, address6, mtu);
         rt.tunnel.mtu = mtu;
@@ -124,6 +136,15 @@ export async function startRuntime(o: RuntimeOptions): Promise<number> {
     await o.hostChanges?.(rt);
     const control = await serveControl(tun.name, () => o.status());
     cleanup.add(`remove ${control.path}`, () => control.close());
+    if (o.metrics) {
+      const metrics = await serveMetrics(o.metrics, () => ({
+        report: o.status(),
+        handshakes: rt.handshakes,
+        residentBytes: Deno.memoryUsage().rss,
+      }));
+      cleanup.add(`stop metrics on ${metrics.address}`, () => metrics.close());
+      log.info("serving metrics", { url: `http://${metrics.address}/metrics` });
+    }
     const timer = setInterval(() => o.tick(), TICK_MS);
     cleanup.add("stop timer", () => clearInterval(timer));
     if (o.reload) {
@@ -137,6 +158,7 @@ export async function startRuntime(o: RuntimeOptions): Promise<number> {
     }
     o.started(rt);
     log.info("data path", { crypto: chosen.backend.kind, udp: udp.kind });
+    notifySystemd("READY=1");
     await tunnel.run();
     await cleanup.runAll();
     return 0;

@@ -25,7 +25,8 @@ import {
   numberToIpv4,
 } from "../net/ip_packet.ts";
 import { loadKey } from "../config/key_file.ts";
-import { debugEnabled, log } from "../ops/log.ts";
+import { debugEnabled, log, setLogLevel, setLogOutput } from "../ops/log.ts";
+import { settingsNeedingRestart } from "../config/settings_diff.ts";
 import { Peer, peerStatus } from "../dataplane/peer.ts";
 import { Session } from "../protocol/session.ts";
 import { dropCategory, type PeerStatus, type StatusReport } from "../ops/status_report.ts";
@@ -209,10 +210,12 @@ export class Server implements TunnelHost {
   handshake(datagram: Uint8Array, from: Uint8Array): void {
     if (datagram[0] !== MSG_INITIATION) {
       this.#rt.tunnel.counters.drops.malformed++;
+      this.#rt.handshakes.refuse("malformed");
       return;
     }
     if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) {
       this.#rt.tunnel.counters.drops.replay++; // counted with the responder's other "busy" drops
+      this.#rt.handshakes.refuse("busy");
       if (debugEnabled) log.debug("handshake dropped: too many in flight", { from: endpointToString(from) });
       return;
     }
@@ -232,7 +235,7 @@ export class Server implements TunnelHost {
         endpoint: endpointToString(peer.endpoint),
       });
     } else {
-      log.info("rekeyed", { peer: peer.name });
+      log.debug("rekeyed", { peer: peer.name });
     }
   }
 
@@ -259,6 +262,7 @@ export class Server implements TunnelHost {
     const opened = await this.#responder.openInitiation(datagram);
     if (!opened.ok) {
       drops[dropCategory(opened.reason)]++;
+      this.#rt.handshakes.refuse(opened.reason);
       if (debugEnabled) {
         log.debug("initiation dropped", { reason: opened.reason, from: endpointToString(from) });
       }
@@ -267,6 +271,7 @@ export class Server implements TunnelHost {
     const init = opened.value;
     const peer = this.#assign(init.key.keyIdValue, init.requestedAddress);
     if (peer === null) {
+      this.#rt.handshakes.refuse("no_address");
       log.warn("no free address for a new client", {
         subnet: formatCidr(this.#o.address),
         from: endpointToString(from),
@@ -288,6 +293,7 @@ export class Server implements TunnelHost {
     });
     if (!answered.ok) {
       drops[dropCategory(answered.reason)]++;
+      this.#rt.handshakes.refuse(answered.reason);
       return;
     }
     const hs = answered.value;
@@ -299,6 +305,7 @@ export class Server implements TunnelHost {
     peer.endpoint.set(from);
     peer.hasEndpoint = true;
     peer.lastHandshakeWallMs = Date.now();
+    this.#rt.handshakes.completed++;
     await this.#rt.udp.sendOne(hs.message, hs.message.length, from);
     if (debugEnabled) log.debug("handshake answered", { peer: peer.name, from: endpointToString(from) });
   }
@@ -418,6 +425,8 @@ export async function runServer(o: ServerOptions, reload?: () => ServerOptions):
   const peerKeys = await Promise.all(o.peers.map((p) => p.key ? deriveHandshakeKey(p.key) : null));
   let server: Server | null = null;
   let kernelRoutes: PeerRoutes | null = null;
+  /** The settings in effect, which a SIGHUP compares the re-read config with. */
+  let running = o;
   return await startRuntime({
     role: "server",
     tun: o.tun,
@@ -426,6 +435,8 @@ export async function runServer(o: ServerOptions, reload?: () => ServerOptions):
     bind: o.listen,
     mtu: o.mtu,
     logLevel: o.logLevel,
+    logFormat: o.logFormat,
+    metrics: o.metrics,
     configureTun: (rt) => rt.configureInterface(o.address, o.address6 ?? null, o.mtu),
     hostChanges: async (rt) => {
       if (o.forward) {
@@ -461,6 +472,19 @@ export async function runServer(o: ServerOptions, reload?: () => ServerOptions):
       server!.setPeers(next.peers, keys);
       kernelRoutes?.sync(server!.peerRoutes());
       log.info("reloaded peers", { config: next.configFile, peers: next.peers.length });
+      if (next.logLevel !== running.logLevel) {
+        setLogLevel(next.logLevel);
+        log.info("applied changed setting", { setting: "log_level", value: next.logLevel });
+      }
+      if (next.logFormat !== running.logFormat) {
+        setLogOutput({ format: next.logFormat });
+        log.info("applied changed setting", { setting: "log_format", value: next.logFormat });
+      }
+      for (const c of settingsNeedingRestart(running, next)) {
+        log.warn(`changed setting ${c.setting} not applied; a restart applies it`, { ...c });
+      }
+      // Only what was applied moves on; the rest is reported again on the next SIGHUP until a restart.
+      running = { ...running, logLevel: next.logLevel, logFormat: next.logFormat, peers: next.peers };
     }),
     started: (rt) =>
       log.info("server started", {
