@@ -9,7 +9,8 @@ import { copyEndpoint, endpointEquals, endpointToString } from "../net/endpoint.
 import { CONTROL_MAX_TYPE, DATA_HEADER_LENGTH, DATA_OVERHEAD, MSG_DATA } from "../protocol/constants.ts";
 import { DatagramBatch, type DatagramSocket } from "./datagram.ts";
 import { READY_OTHER, READY_TUN, type TunDevice } from "../../ffi/tun_device.ts";
-import { debugEnabled, log } from "../ops/log.ts";
+import { traceEnabled } from "../ops/log.ts";
+import { traceDropped, traceOpened, traceSealed } from "../ops/packet_trace.ts";
 import type { Peer } from "./peer.ts";
 import type { Session } from "../protocol/session.ts";
 import { type DropCounts, zeroDrops } from "../ops/status_report.ts";
@@ -135,6 +136,7 @@ export class Tunnel {
     buf.set(body, DATA_HEADER_LENGTH);
     const len = await s.seal(buf, body.length, now);
     if (len < 0) return false;
+    if (traceEnabled) traceSealed(peer.name, buf, 0);
     peer.lastSentAt = now;
     peer.dataReceivedSince = -1;
     peer.txPackets++;
@@ -254,6 +256,7 @@ export class Tunnel {
       peer.lastSentAt = now;
       peer.dataReceivedSince = -1;
       if (len > 0 && peer.unansweredSince < 0) peer.unansweredSince = now;
+      if (traceEnabled) traceSealed(peer.name, batch.bufs[i], len);
       const r = sessions[i]!.sendKey.sealOne(batch.bufs[i], len);
       if (r instanceof Promise) pending.push(r);
       batch.lens[i] = len + DATA_OVERHEAD;
@@ -292,12 +295,13 @@ export class Tunnel {
         if (typeof type === "number") host.handshake(buf.slice(0, len), batch.endpoints[i].slice());
         else {
           drops.malformed++;
-          if (debugEnabled) this.#debugDrop(type, batch.endpoints[i]);
+          if (traceEnabled) traceDropped(type, batch.endpoints[i]);
         }
         continue;
       }
       if (len > this.mtu + DATA_OVERHEAD) {
         drops.oversize++;
+        if (traceEnabled) traceDropped("oversize", batch.endpoints[i]);
         continue;
       }
       const index = readReceiverIndex(buf);
@@ -305,13 +309,13 @@ export class Tunnel {
       const s = peer?.sessions.find(index, now) ?? null;
       if (peer === undefined || s === null) {
         drops.auth++;
-        if (debugEnabled) this.#debugDrop("unknown index", batch.endpoints[i]);
+        if (traceEnabled) traceDropped("unknown-index", batch.endpoints[i]);
         continue;
       }
       const c = s.checkReceive(buf, now);
       if (c < 0) {
         peer.drops.replay++;
-        if (debugEnabled) this.#debugDrop("replay", batch.endpoints[i]);
+        if (traceEnabled) traceDropped("replay", batch.endpoints[i], peer.name);
         continue;
       }
       counters[i] = c;
@@ -351,11 +355,12 @@ export class Tunnel {
       const len = batch.lens[i];
       if (len < 0) {
         peer.drops.auth++;
-        if (debugEnabled) this.#debugDrop("auth", batch.endpoints[i]);
+        if (traceEnabled) traceDropped("auth", batch.endpoints[i], peer.name);
         continue;
       }
       if (!s.acceptCounter(counters[i], now)) {
         peer.drops.replay++;
+        if (traceEnabled) traceDropped("replay", batch.endpoints[i], peer.name);
         continue;
       }
       host.authenticated(peer, s, now);
@@ -369,6 +374,7 @@ export class Tunnel {
       }
       peer.rxPackets++;
       peer.rxBytes += len;
+      if (traceEnabled) traceOpened(peer.name, this.#inPlain[i], len, counters[i]);
       if (len === 0) continue; // keepalive
       const pkt = this.#inPlain[i];
       if (pkt[0] <= CONTROL_MAX_TYPE) {
@@ -378,6 +384,7 @@ export class Tunnel {
       if (peer.dataReceivedSince < 0) peer.dataReceivedSince = now;
       if (!host.sourceAllowed(peer, pkt, len)) {
         peer.drops.no_route++;
+        if (traceEnabled) traceDropped("source-not-allowed", batch.endpoints[i], peer.name);
         continue;
       }
       const dest = host.peerForPacket(pkt, len);
@@ -400,10 +407,6 @@ export class Tunnel {
       now,
       this.#udpPending,
     );
-  }
-
-  #debugDrop(reason: string, from: Uint8Array): void {
-    log.debug("datagram dropped", { reason, from: endpointToString(from) });
   }
 
   /** Copy a packet from one client into the relay batch, addressed to another client. */
