@@ -106,7 +106,7 @@ Deno.test("trace: a 3-packet ping gives three seal and three open lines per side
     assertMatch(hup, /applied changed setting setting=log_level value=debug/);
     assertMatch(
       hup,
-      /WARN  changed setting mtu not applied; a restart applies it setting=mtu running=1420 wanted=1400/,
+      /WARN {2}changed setting mtu not applied; a restart applies it setting=mtu running=1420 wanted=1400/,
     );
     assertEquals(/setting=(listen|tun|address|key|crypto|udp)\b/.test(hup), false, hup);
     const s2 = server.output().length;
