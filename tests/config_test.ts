@@ -92,7 +92,7 @@ Deno.test("bad flags name the flag, the value and what is allowed", () => {
     ],
     [{ key: "short" }, /^--key: not a key \(expected 32 bytes as 44 characters of base64/],
     [{ key: KEY_A, "key-file": "/x" }, /^--key and --key-file: give only one of them$/],
-    [{ "log-level": "loud" }, /^--log-level: got "loud"; allowed: debug, info, warn, error$/],
+    [{ "log-level": "loud" }, /^--log-level: got "loud"; allowed: trace, debug, info, warn, error$/],
     [{ crypto: "rot13" }, /^--crypto: got "rot13"; allowed: auto, openssl, webcrypto$/],
     [{ udp: "tcp" }, /^--udp: got "tcp"; allowed: auto, batched, deno$/],
     [{ nat: "" }, /^--nat: got ""/],
