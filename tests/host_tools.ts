@@ -4,7 +4,7 @@
  * `VPN_TEST_NO_INSTALL` set, the run stops at once with the one command that installs them.
  */
 
-/** A program the suite runs by name, and the Debian package that provides it. */
+/** A program the suite runs by name (or a file it needs, by absolute path), and the Debian package with it. */
 export interface HostTool {
   readonly tool: string;
   readonly pkg: string;
@@ -21,20 +21,28 @@ export const HOST_TOOLS: readonly HostTool[] = [
   { tool: "unshare", pkg: "util-linux" },
   { tool: "mount", pkg: "mount" },
   { tool: "sysctl", pkg: "procps" },
+  // Observability tests: scrape the metrics endpoint, parse the exposition, verify the systemd units.
+  { tool: "curl", pkg: "curl" },
+  { tool: "/usr/lib/python3/dist-packages/prometheus_client/parser.py", pkg: "python3-prometheus-client" },
+  { tool: "systemd-analyze", pkg: "systemd" },
 ];
 
-/** The tools not found as executable files in the folders of `path` (a `PATH` value). */
+/**
+ * The tools not found as executable files in the folders of `path` (a `PATH` value); a tool given by absolute
+ * path (a file the tests read, such as a Python module) is looked for there.
+ */
 export function missingTools(path: string, tools: readonly HostTool[] = HOST_TOOLS): HostTool[] {
   const dirs = path.split(":").filter((d) => d !== "");
+  const exists = (file: string, executable: boolean) => {
+    try {
+      const info = Deno.statSync(file);
+      return info.isFile && (!executable || ((info.mode ?? 0) & 0o111) !== 0);
+    } catch {
+      return false;
+    }
+  };
   return tools.filter(({ tool }) =>
-    !dirs.some((d) => {
-      try {
-        const info = Deno.statSync(`${d}/${tool}`);
-        return info.isFile && ((info.mode ?? 0) & 0o111) !== 0;
-      } catch {
-        return false;
-      }
-    })
+    tool.startsWith("/") ? !exists(tool, false) : !dirs.some((d) => exists(`${d}/${tool}`, true))
   );
 }
 

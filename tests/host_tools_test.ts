@@ -18,7 +18,8 @@ async function which(tool: string): Promise<string> {
 async function pathWithout(hidden: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "vpn-host-tools-" });
   for (const { tool } of HOST_TOOLS) {
-    if (tool !== hidden) await Deno.symlink(await which(tool), `${dir}/${tool}`);
+    // Files given by absolute path are not looked up on PATH.
+    if (tool !== hidden && !tool.startsWith("/")) await Deno.symlink(await which(tool), `${dir}/${tool}`);
   }
   return dir;
 }
