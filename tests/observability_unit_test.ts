@@ -297,6 +297,20 @@ Deno.test("metrics: only GET /metrics answers, and rendering is capped whatever 
       await r.text();
     }
     assertEquals(renders, 1);
+    // A port in use is a one-line error naming the setting.
+    const port = Number(server.address.split(":").pop());
+    let err: unknown;
+    try {
+      await serveMetrics({ hostname: "127.0.0.1", port }, () => {
+        throw new Error("never rendered");
+      });
+    } catch (e) {
+      err = e;
+    }
+    assertMatch(
+      String(err),
+      /^MetricsError: --metrics 127\.0\.0\.1:\d+: cannot listen: Address already in use/,
+    );
   } finally {
     await server.close();
   }

@@ -108,6 +108,14 @@ function dropSamples(d: DropCounts): [string, number][] {
   return (Object.keys(d) as (keyof DropCounts)[]).sort().map((k) => [k, d[k]]);
 }
 
+/** The metrics endpoint could not start (names the setting and the address). */
+export class MetricsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MetricsError";
+  }
+}
+
 /** A running metrics endpoint; `close()` stops it. */
 export interface MetricsServer {
   readonly address: string;
@@ -120,27 +128,32 @@ export async function serveMetrics(at: HostPort, source: () => MetricsSource): P
   let renderedAt = -Infinity;
   const headers = { "content-type": "text/plain; version=0.0.4; charset=utf-8" };
   const listening = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({
-    hostname: at.hostname,
-    port: at.port,
-    onListen: (addr) => listening.resolve(addr as Deno.NetAddr),
-    onError: (e) => {
-      log.debug("metrics request failed", { error: (e as Error).message });
-      return new Response(null, { status: 500 });
-    },
-  }, (req) => {
-    if (req.method !== "GET" || new URL(req.url).pathname !== "/metrics") {
-      return new Response(null, { status: 404 });
-    }
-    const now = performance.now();
-    if (now - renderedAt >= RENDER_EVERY_MS) {
-      cached = renderMetrics(source());
-      renderedAt = now;
-    }
-    return new Response(cached, { headers });
-  });
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: at.hostname,
+      port: at.port,
+      onListen: (addr) => listening.resolve(addr as Deno.NetAddr),
+      onError: (e) => {
+        log.debug("metrics request failed", { error: (e as Error).message });
+        return new Response(null, { status: 500 });
+      },
+    }, (req) => {
+      if (req.method !== "GET" || new URL(req.url).pathname !== "/metrics") {
+        return new Response(null, { status: 404 });
+      }
+      const now = performance.now();
+      if (now - renderedAt >= RENDER_EVERY_MS) {
+        cached = renderMetrics(source());
+        renderedAt = now;
+      }
+      return new Response(cached, { headers });
+    });
+  } catch (e) {
+    throw new MetricsError(`--metrics ${at.hostname}:${at.port}: cannot listen: ${(e as Error).message}`);
+  }
   const addr = await Promise.race([listening.promise, server.finished.then(() => null)]);
-  if (addr === null) throw new Error(`metrics: cannot listen on ${at.hostname}:${at.port}`);
+  if (addr === null) throw new MetricsError(`--metrics ${at.hostname}:${at.port}: cannot listen`);
   const address = addr.hostname.includes(":")
     ? `[${addr.hostname}]:${addr.port}`
     : `${addr.hostname}:${addr.port}`;
