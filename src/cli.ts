@@ -245,7 +245,7 @@ export async function main(
         return await runServer(loadServerOptions(flags, env), () => loadServerOptions(flags, env));
       case "client":
         if (flags.unblock === true) return await runUnblock((flags.tun as string | undefined) ?? "vpn0");
-        return await runClient(loadClientOptions(flags, env));
+        return await runClient(loadClientOptions(flags, env), () => loadClientOptions(flags, env));
       case "peer":
         return await runPeer(flags._words as string[], flags);
       case "status":

@@ -13,7 +13,7 @@ import {
   WARN_REPEAT_MS,
 } from "../src/ops/log.ts";
 import { describePacket } from "../src/ops/packet_trace.ts";
-import { settingsNeedingRestart } from "../src/config/settings_diff.ts";
+import { clientSettingsNeedingRestart, settingsNeedingRestart } from "../src/config/settings_diff.ts";
 import { ConfigError, loadClientOptions, loadServerOptions } from "../src/config/config.ts";
 import { renderMetrics, serveMetrics } from "../src/ops/metrics.ts";
 import { HandshakeStats } from "../src/ops/handshake_stats.ts";
@@ -163,6 +163,19 @@ Deno.test("SIGHUP diff: changed settings are listed by config name; keys never s
       },
     );
   });
+});
+
+Deno.test("SIGHUP diff: a client reports its own changed settings", () => {
+  const base = { peer: "192.0.2.1:51820", key: "kOLM0yzVssSAT2Q+KcHxm4s7T7nURwNPejZs45o0j0I=" };
+  const running = loadClientOptions(base, {});
+  const next = loadClientOptions(
+    { ...base, route: ["192.168.5.0/24"], "log-level": "debug", keepalive: "5" },
+    {},
+  );
+  assertEquals(clientSettingsNeedingRestart(running, next), [
+    { setting: "routes", running: "none", wanted: "192.168.5.0/24" },
+    { setting: "keepalive", running: "server's", wanted: "5" },
+  ]);
 });
 
 function withToml(text: string, fn: (path: string) => void): void {

@@ -1,7 +1,7 @@
-/** Which server settings differ between the running config and a re-read one, for SIGHUP's report. */
-import { formatCidr } from "../net/cidr.ts";
-import { formatHostPort } from "../net/host_port.ts";
-import type { KeySpec, ServerOptions } from "./config.ts";
+/** Which settings differ between the running config and a re-read one, for SIGHUP's report. */
+import { type Cidr, formatCidr } from "../net/cidr.ts";
+import { formatHostPort, type HostPort } from "../net/host_port.ts";
+import type { ClientOptions, KeySpec, ServerOptions } from "./config.ts";
 
 /** One changed setting: its config name, and the running and new values as text (never key material). */
 export interface SettingChange {
@@ -19,38 +19,57 @@ function sameKey(a: KeySpec, b: KeySpec): boolean {
   return a.key.length === b.key.length && a.key.every((v, i) => v === b.key[i]);
 }
 
+const cidr = (c: Cidr | undefined): string => c ? formatCidr(c) : "none";
+const hostPort = (h: HostPort | undefined): string => h ? formatHostPort(h) : "none";
+
+/** Settings shown as text, by config name; the key is compared apart. */
+function changes<T extends { key: KeySpec }>(
+  running: T,
+  next: T,
+  fields: Record<string, (o: T) => string>,
+): SettingChange[] {
+  const out: SettingChange[] = [];
+  for (const [setting, show] of Object.entries(fields)) {
+    const a = show(running), b = show(next);
+    if (a !== b) out.push({ setting, running: a, wanted: b });
+  }
+  if (!sameKey(running.key, next.key)) {
+    out.push({ setting: "key", running: keyText(running.key), wanted: keyText(next.key) });
+  }
+  return out;
+}
+
 /**
- * The settings a SIGHUP does not apply (everything but the peers, `log_level` and `log_format`) whose new
- * value differs from the running one. A key is compared by its bytes or file path and shown only as its source.
+ * The server settings a SIGHUP does not apply (all but the peers, `log_level` and `log_format`) whose new
+ * value differs from the running one. A key is compared by its bytes or file path and shown only by its source.
  */
 export function settingsNeedingRestart(running: ServerOptions, next: ServerOptions): SettingChange[] {
-  const text = (v: unknown): string => v === undefined ? "none" : String(v);
-  const fields: [string, string, string][] = [
-    ["listen", formatHostPort(running.listen), formatHostPort(next.listen)],
-    ["tun", running.tun, next.tun],
-    ["address", formatCidr(running.address), formatCidr(next.address)],
-    [
-      "address6",
-      running.address6 ? formatCidr(running.address6) : "none",
-      next.address6 ? formatCidr(next.address6) : "none",
-    ],
-    ["mtu", String(running.mtu), String(next.mtu)],
-    ["nat", text(running.nat), text(next.nat)],
-    ["forward", String(running.forward), String(next.forward)],
-    ["keepalive", String(running.keepalive), String(next.keepalive)],
-    [
-      "metrics",
-      running.metrics ? formatHostPort(running.metrics) : "none",
-      next.metrics ? formatHostPort(next.metrics) : "none",
-    ],
-    ["crypto", running.crypto, next.crypto],
-    ["udp", running.udp, next.udp],
-  ];
-  const changes: SettingChange[] = fields
-    .filter(([, a, b]) => a !== b)
-    .map(([setting, a, b]) => ({ setting, running: a, wanted: b }));
-  if (!sameKey(running.key, next.key)) {
-    changes.push({ setting: "key", running: keyText(running.key), wanted: keyText(next.key) });
-  }
-  return changes;
+  return changes(running, next, {
+    listen: (o) => formatHostPort(o.listen),
+    tun: (o) => o.tun,
+    address: (o) => formatCidr(o.address),
+    address6: (o) => cidr(o.address6),
+    mtu: (o) => String(o.mtu),
+    nat: (o) => o.nat ?? "none",
+    forward: (o) => String(o.forward),
+    keepalive: (o) => String(o.keepalive),
+    metrics: (o) => hostPort(o.metrics),
+    crypto: (o) => o.crypto,
+    udp: (o) => o.udp,
+  });
+}
+
+/** The same for a client: every setting but `log_level` and `log_format` needs a restart. */
+export function clientSettingsNeedingRestart(running: ClientOptions, next: ClientOptions): SettingChange[] {
+  return changes(running, next, {
+    peer: (o) => formatHostPort(o.peer),
+    tun: (o) => o.tun,
+    address: (o) => cidr(o.address),
+    routes: (o) => o.routes.map(formatCidr).join(",") || "none",
+    default_route: (o) => String(o.defaultRoute),
+    keepalive: (o) => o.keepalive === undefined ? "server's" : String(o.keepalive),
+    metrics: (o) => hostPort(o.metrics),
+    crypto: (o) => o.crypto,
+    udp: (o) => o.udp,
+  });
 }

@@ -26,6 +26,8 @@ import { formatIp } from "../net/ip_address.ts";
 import { loadKey } from "../config/key_file.ts";
 import { deriveHandshakeKey, type HandshakeKey } from "../protocol/keys.ts";
 import { debugEnabled, log } from "../ops/log.ts";
+import { clientSettingsNeedingRestart } from "../config/settings_diff.ts";
+import { applyLogSettings, reportNotApplied } from "./reload_report.ts";
 import { Peer, peerStatus } from "../dataplane/peer.ts";
 import type { Runtime } from "./runtime.ts";
 import { startRuntime } from "./runtime.ts";
@@ -373,14 +375,16 @@ export class Client implements TunnelHost {
   }
 }
 
-/** Run the client until SIGINT/SIGTERM. */
-export async function runClient(o: ClientOptions): Promise<number> {
+/** Run the client until SIGINT/SIGTERM; `reload` re-reads the settings on SIGHUP. */
+export async function runClient(o: ClientOptions, reload?: () => ClientOptions): Promise<number> {
   const { key } = loadKey(o.key, false);
   const handshakeKey = await deriveHandshakeKey(key);
   const servers = await ServerList.create(o.servers);
   const server = servers.endpoint;
   let client: Client | null = null;
   let changes: ClientHostChanges | null = null;
+  /** The settings in effect, which a SIGHUP compares the re-read config with. */
+  let running = o;
   return await startRuntime({
     role: "client",
     tun: o.tun,
@@ -407,7 +411,19 @@ export async function runClient(o: ClientOptions): Promise<number> {
     tick: () => client?.tick(),
     status: () => client!.status(),
     reload: () => {
-      log.info("SIGHUP: a client has nothing to reload; restart it to apply new settings", {});
+      if (!reload) {
+        log.info("SIGHUP: a client has nothing to reload; restart it to apply new settings", {});
+        return Promise.resolve();
+      }
+      const next = reload();
+      const changed = clientSettingsNeedingRestart(running, next);
+      log.info("re-read settings", {
+        config: next.configFile ?? "none (flags only)",
+        not_applied: changed.length,
+      });
+      applyLogSettings(running, next);
+      reportNotApplied(changed);
+      running = { ...running, logLevel: next.logLevel, logFormat: next.logFormat };
       return Promise.resolve();
     },
     started: (rt) => {

@@ -25,8 +25,9 @@ import {
   numberToIpv4,
 } from "../net/ip_packet.ts";
 import { loadKey } from "../config/key_file.ts";
-import { debugEnabled, log, setLogLevel, setLogOutput } from "../ops/log.ts";
+import { debugEnabled, log } from "../ops/log.ts";
 import { settingsNeedingRestart } from "../config/settings_diff.ts";
+import { applyLogSettings, reportNotApplied } from "./reload_report.ts";
 import { Peer, peerStatus } from "../dataplane/peer.ts";
 import { Session } from "../protocol/session.ts";
 import { dropCategory, type PeerStatus, type StatusReport } from "../ops/status_report.ts";
@@ -472,18 +473,8 @@ export async function runServer(o: ServerOptions, reload?: () => ServerOptions):
       server!.setPeers(next.peers, keys);
       kernelRoutes?.sync(server!.peerRoutes());
       log.info("reloaded peers", { config: next.configFile, peers: next.peers.length });
-      if (next.logLevel !== running.logLevel) {
-        setLogLevel(next.logLevel);
-        log.info("applied changed setting", { setting: "log_level", value: next.logLevel });
-      }
-      if (next.logFormat !== running.logFormat) {
-        setLogOutput({ format: next.logFormat });
-        log.info("applied changed setting", { setting: "log_format", value: next.logFormat });
-      }
-      for (const c of settingsNeedingRestart(running, next)) {
-        log.warn(`changed setting ${c.setting} not applied; a restart applies it`, { ...c });
-      }
-      // Only what was applied moves on; the rest is reported again on the next SIGHUP until a restart.
+      applyLogSettings(running, next);
+      reportNotApplied(settingsNeedingRestart(running, next));
       running = { ...running, logLevel: next.logLevel, logFormat: next.logFormat, peers: next.peers };
     }),
     started: (rt) =>
