@@ -193,9 +193,16 @@ Deno.test("metrics, JSON and journald logs, vpn status of two instances, systemd
     assertEquals(ready, "READY=1");
     // READY comes after the start line: the TUN is up and the sockets listen.
     await server.waitForOutput(/"msg":"server started"/, 1000);
+    // As systemd does: JOURNAL_STREAM names the device and inode of the stream that is stderr.
     const client = cli.spawn(
-      vpnCmd("client", "--peer", `${srv.address}:51820`, "--tun", "mtcli"),
-      { env: { ...env, JOURNAL_STREAM: "8:12345" }, logPrefix: "client" },
+      [
+        "bash",
+        "-c",
+        'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$@"',
+        "vpn",
+        ...vpnCmd("client", "--peer", `${srv.address}:51820`, "--tun", "mtcli"),
+      ],
+      { env, logPrefix: "client" },
     );
     await client.waitForOutput(/handshake complete/, 15_000);
     await cli.waitForPing("10.63.0.1", 10_000);

@@ -9,6 +9,7 @@ import {
   log,
   setLogLevel,
   setLogOutput,
+  stderrIsJournal,
   traceEnabled,
   WARN_REPEAT_MS,
 } from "../src/ops/log.ts";
@@ -80,6 +81,13 @@ Deno.test("log: under journald text lines start with the syslog priority and car
     log.info("plain");
     assertEquals(lines, ["2026-01-02T03:04:05.000Z INFO  plain"]);
   });
+});
+
+Deno.test("log: JOURNAL_STREAM counts only when it names this process's stderr", () => {
+  const st = Deno.statSync("/proc/self/fd/2");
+  assertEquals(stderrIsJournal(`${st.dev}:${st.ino}`), true);
+  assertEquals(stderrIsJournal(`${st.dev}:${st.ino! + 1}`), false);
+  assertEquals(stderrIsJournal(undefined), false);
 });
 
 Deno.test("log: levels set the trace and debug flags the packet loops check", () => {

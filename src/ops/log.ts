@@ -73,6 +73,21 @@ export function setLogOutput(o: LogOutput): void {
   warnSeen.clear();
 }
 
+/**
+ * True when stderr is the journal: systemd sets `JOURNAL_STREAM=DEV:INODE` of the stream it connected, and a
+ * child whose stderr went elsewhere (a shell started from a service, a pipe) inherits the variable but not
+ * the stream, so both must match (sd_journal_stream_fd(3)).
+ */
+export function stderrIsJournal(journalStream: string | undefined): boolean {
+  if (journalStream === undefined) return false;
+  try {
+    const st = Deno.statSync("/proc/self/fd/2");
+    return journalStream === `${st.dev}:${st.ino}`;
+  } catch {
+    return false;
+  }
+}
+
 /** Per warning message: when it last printed and how many were held back since. */
 const warnSeen = new Map<string, { at: number; suppressed: number }>();
 

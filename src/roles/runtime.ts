@@ -12,7 +12,14 @@ import type { DatagramSocket } from "../dataplane/datagram.ts";
 import { openDatagramSocket } from "../dataplane/datagram_select.ts";
 import type { HostPort } from "../net/host_port.ts";
 import { configureInterface } from "../host/host_setup.ts";
-import { log, type LogFormat, type LogLevel, setLogLevel, setLogOutput } from "../ops/log.ts";
+import {
+  log,
+  type LogFormat,
+  type LogLevel,
+  setLogLevel,
+  setLogOutput,
+  stderrIsJournal,
+} from "../ops/log.ts";
 import { HandshakeStats } from "../ops/handshake_stats.ts";
 import { serveMetrics } from "../ops/metrics.ts";
 import { notifySystemd } from "../ops/systemd_notify.ts";
@@ -74,8 +81,8 @@ const TICK_MS = 1000;
 /** Set everything up, run the loops until a signal stops the process; undoes host changes on failure. */
 export async function startRuntime(o: RuntimeOptions): Promise<number> {
   setLogLevel(o.logLevel);
-  // journald sets JOURNAL_STREAM for a service whose stderr it reads; it stamps the time itself.
-  setLogOutput({ format: o.logFormat, journal: Deno.env.get("JOURNAL_STREAM") !== undefined });
+  // Under journald, lines carry their priority and the journal stamps the time.
+  setLogOutput({ format: o.logFormat, journal: stderrIsJournal(Deno.env.get("JOURNAL_STREAM")) });
   const chosen = await selectAeadBackend(o.crypto);
   if (chosen.fallbackReason) {
     log.warn("OpenSSL unavailable, using WebCrypto", { reason: chosen.fallbackReason });
