@@ -98,7 +98,7 @@ export function listInstances(dir = CONTROL_DIR): string[] {
   try {
     for (const e of Deno.readDirSync(dir)) {
       const m = /^([A-Za-z0-9_.-]{1,15})\.sock$/.exec(e.name);
-      if (m && !e.isDirectory && !e.isFile) names.push(m[1]);
+      if (m && !e.isDirectory && !e.isFile && !e.isSymlink) names.push(m[1]);
     }
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return [];
