@@ -97,6 +97,13 @@ Deno.test("trace: a 3-packet ping gives three seal and three open lines per side
     assertEquals(sOpened.map((l) => l.counter), cSealed.map((l) => l.counter));
     assertEquals(cOpened.map((l) => l.counter), sSealed.map((l) => l.counter));
 
+    // A datagram from outside that is no protocol message: one trace line with the reason.
+    await cli.runOk(["bash", "-c", `printf 'x' > /dev/udp/${srv.address}/51820`]);
+    await server.waitForOutput(
+      new RegExp(`TRACE datagram dropped reason=\\S+ from=${cli.address.replaceAll(".", "\\.")}:\\d+`),
+      5000,
+    );
+
     // SIGHUP: the log level applies at once, the MTU needs a restart (and keeps running at 1420).
     Deno.writeTextFileSync(config, toml("debug", 1400));
     const s1 = server.output().length;
