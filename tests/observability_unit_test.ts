@@ -78,6 +78,10 @@ Deno.test("log: under journald text lines start with the syslog priority and car
     assertEquals(lines, ["<3>ERROR e", "<4>WARN  w", '<6>INFO  i a="b c"', "<7>DEBUG d", "<7>TRACE t"]);
   }, { journal: true });
   captured((lines) => {
+    log.warn("w", { a: 1 });
+    assertEquals(lines, ['<4>{"time":"2026-01-02T03:04:05.000Z","level":"warn","msg":"w","a":1}']);
+  }, { journal: true, format: "json" });
+  captured((lines) => {
     log.info("plain");
     assertEquals(lines, ["2026-01-02T03:04:05.000Z INFO  plain"]);
   });

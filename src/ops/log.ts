@@ -1,7 +1,8 @@
 /**
  * Structured logging: one line per event on stderr. Text is `TIME LEVEL message key=value ...`; under
  * journald (`JOURNAL_STREAM` set) it is `<PRIORITY>LEVEL message key=value ...` and the journal keeps the
- * time; JSON is one object per line with `time`, `level`, `msg` and the fields.
+ * time; JSON is one object per line with `time`, `level`, `msg` and the fields (after `<PRIORITY>` under
+ * journald, which strips it).
  * A thin module of our own (JSR's @std/log is not reachable here, and this is all we need).
  * Never pass keys or packet contents as fields.
  */
@@ -142,7 +143,8 @@ function emit(level: LogLevel, message: string, fields?: LogFields): void {
       }
     }
     if (suppressed > 0) obj.suppressed = suppressed;
-    sink(JSON.stringify(obj));
+    // journald strips the priority prefix, so the stored message is still one JSON object.
+    sink(journal ? `<${PRIORITY[level]}>${JSON.stringify(obj)}` : JSON.stringify(obj));
     return;
   }
   const head = journal ? `<${PRIORITY[level]}>` : `${new Date(now).toISOString()} `;
