@@ -6,6 +6,7 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   debugEnabled,
+  flushSuppressedWarnings,
   log,
   setLogLevel,
   setLogOutput,
@@ -119,6 +120,18 @@ Deno.test("log: a repeating warning prints once per window, then with the count 
     log.info("info is never held back");
     log.info("info is never held back");
     assertEquals(lines.length, 5);
+    // A burst that stops is accounted for when its window ends, in a line of its own.
+    log.warn("no free address for a new client", { from: "192.0.2.2:1" });
+    log.warn("no free address for a new client", { from: "192.0.2.3:1" });
+    flushSuppressedWarnings();
+    assertEquals(lines.length, 5);
+    clock.now += WARN_REPEAT_MS;
+    flushSuppressedWarnings();
+    assertEquals(lines.slice(5), [
+      "2026-01-02T03:04:25.000Z WARN  no free address for a new client suppressed=2",
+    ]);
+    flushSuppressedWarnings();
+    assertEquals(lines.length, 6);
   });
 });
 

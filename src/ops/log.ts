@@ -72,6 +72,8 @@ export function setLogOutput(o: LogOutput): void {
   if (o.sink) sink = o.sink;
   if (o.clock) clock = o.clock;
   warnSeen.clear();
+  if (flushTimer !== undefined) clearTimeout(flushTimer);
+  flushTimer = undefined;
 }
 
 /**
@@ -91,6 +93,8 @@ export function stderrIsJournal(journalStream: string | undefined): boolean {
 
 /** Per warning message: when it last printed and how many were held back since. */
 const warnSeen = new Map<string, { at: number; suppressed: number }>();
+/** Prints the held-back counts once their window ends, so a burst that stops is still accounted for. */
+let flushTimer: ReturnType<typeof setTimeout> | undefined;
 
 /** False when this warning repeats within WARN_REPEAT_MS; otherwise the count held back (0 if none). */
 function warnAllowed(message: string, now: number): number | false {
@@ -101,13 +105,44 @@ function warnAllowed(message: string, now: number): number | false {
     return 0;
   }
   if (now - seen.at < WARN_REPEAT_MS) {
-    seen.suppressed++;
+    if (seen.suppressed++ === 0 && flushTimer === undefined) {
+      const t = setTimeout(flushSuppressedWarnings, seen.at + WARN_REPEAT_MS - now);
+      Deno.unrefTimer(t);
+      flushTimer = t;
+    }
     return false;
   }
   const n = seen.suppressed;
   seen.at = now;
   seen.suppressed = 0;
   return n;
+}
+
+/**
+ * For each warning whose window has ended with repeats held back: one line `message suppressed=N`, and a
+ * new window. Runs by itself after a window; exported for tests.
+ */
+export function flushSuppressedWarnings(): void {
+  if (flushTimer !== undefined) clearTimeout(flushTimer);
+  flushTimer = undefined;
+  const now = clock();
+  let next = Infinity;
+  for (const [message, seen] of warnSeen) {
+    if (seen.suppressed === 0) continue;
+    if (now - seen.at >= WARN_REPEAT_MS) {
+      const n = seen.suppressed;
+      seen.at = now;
+      seen.suppressed = 0;
+      write("warn", message, undefined, n, now);
+    } else {
+      next = Math.min(next, seen.at + WARN_REPEAT_MS - now);
+    }
+  }
+  if (next !== Infinity) {
+    const t = setTimeout(flushSuppressedWarnings, next);
+    Deno.unrefTimer(t);
+    flushTimer = t;
+  }
 }
 
 function formatValue(v: string | number | boolean | bigint): string {
@@ -131,6 +166,16 @@ function emit(level: LogLevel, message: string, fields?: LogFields): void {
     if (allowed === false) return;
     suppressed = allowed;
   }
+  write(level, message, fields, suppressed, now);
+}
+
+function write(
+  level: LogLevel,
+  message: string,
+  fields: LogFields | undefined,
+  suppressed: number,
+  now: number,
+) {
   if (format === "json") {
     const obj: Record<string, string | number | boolean> = {
       time: new Date(now).toISOString(),
@@ -159,7 +204,10 @@ function emit(level: LogLevel, message: string, fields?: LogFields): void {
   sink(line);
 }
 
-/** The project's logger. A `warn` that repeats is printed once per WARN_REPEAT_MS with `suppressed=N`. */
+/**
+ * The project's logger. A `warn` whose message repeats within WARN_REPEAT_MS is held back; the next one
+ * printed, or a line of its own when the window ends, carries `suppressed=N`.
+ */
 export const log = {
   trace: (message: string, fields?: LogFields): void => emit("trace", message, fields),
   debug: (message: string, fields?: LogFields): void => emit("debug", message, fields),
