@@ -266,6 +266,21 @@ Deno.test("metrics, JSON and journald logs, vpn status of two instances, systemd
     assert((sample(samples, "vpn_peer_last_handshake_age_seconds", { peer: peer.name }) ?? -1) >= 0);
     assertEquals(sample(samples, "vpn_data_path_info", { role: "server" }), 1);
     assert((sample(samples, "vpn_process_resident_memory_bytes") ?? 0) > 10_000_000);
+    // promtool (Debian package prometheus, not installed by .ci/run since it starts a server) lints more.
+    const promtool = await new Deno.Command("sh", { args: ["-c", "command -v promtool"] }).output();
+    if (promtool.code === 0) {
+      const child = new Deno.Command("promtool", {
+        args: ["check", "metrics"],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(scrape.body));
+      await w.close();
+      const r = await child.output();
+      assertEquals(r.code, 0, new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr));
+    }
     // Conventions the parser does not enforce: counters end in _total, every family has HELP and TYPE.
     for (const m of scrape.body.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
       assertEquals(m[1].startsWith("vpn_"), true);
