@@ -298,10 +298,13 @@ Deno.test("metrics: exposition names, labels and escaping", () => {
   hs.refuse("auth");
   hs.refuse("busy");
   const text = renderMetrics({ report: report(), handshakes: hs, residentBytes: 12345 });
-  assertMatch(text, /^vpn_peer_received_bytes_total\{peer="we\\"ird\\\\name"\} 100$/m);
-  assertMatch(text, /^vpn_peer_sent_packets_total\{peer="idle"\} 0$/m);
-  assertMatch(text, /^vpn_peer_last_handshake_age_seconds\{peer="we\\"ird\\\\name"\} 1.5$/m);
-  assertEquals(/vpn_peer_last_handshake_age_seconds\{peer="idle"\}/.test(text), false);
+  assertMatch(text, /^vpn_peer_received_bytes_total\{peer="we\\"ird\\\\name",address="10\.0\.0\.2"\} 100$/m);
+  assertMatch(text, /^vpn_peer_sent_packets_total\{peer="idle",address="10\.0\.0\.3"\} 0$/m);
+  assertMatch(
+    text,
+    /^vpn_peer_last_handshake_age_seconds\{peer="we\\"ird\\\\name",address="10\.0\.0\.2"\} 1\.5$/m,
+  );
+  assertEquals(/vpn_peer_last_handshake_age_seconds\{peer="idle"/.test(text), false);
   assertMatch(text, /^vpn_dropped_packets_total\{reason="oversize"\} 4$/m);
   assertMatch(text, /^vpn_handshakes_completed_total 7$/m);
   assertMatch(text, /^vpn_handshakes_refused_total\{reason="auth"\} 2$/m);

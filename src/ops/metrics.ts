@@ -25,6 +25,11 @@ function label(v: string): string {
   return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
 
+/** A peer's labels: its name, and its overlay address, which keeps two series apart should names collide. */
+function peerLabels(p: StatusReport["peers"][number]): string {
+  return `peer="${label(p.name)}",address="${label(p.address ?? "")}"`;
+}
+
 /** Renders the exposition text: HELP and TYPE once per family, samples after. */
 export function renderMetrics(s: MetricsSource): string {
   const out: string[] = [];
@@ -35,7 +40,7 @@ export function renderMetrics(s: MetricsSource): string {
   const perPeer = (name: string, pick: (p: StatusReport["peers"][number]) => number | null) =>
     r.peers.flatMap((p) => {
       const v = pick(p);
-      return v === null ? [] : [`${name}{peer="${label(p.name)}"} ${v}`];
+      return v === null ? [] : [`${name}{${peerLabels(p)}} ${v}`];
     });
   family(
     "vpn_peer_received_bytes_total",
@@ -67,7 +72,7 @@ export function renderMetrics(s: MetricsSource): string {
     "Packets dropped and charged to the peer, by reason.",
     r.peers.flatMap((p) =>
       dropSamples(p.drops).map(([reason, v]) =>
-        `vpn_peer_dropped_packets_total{peer="${label(p.name)}",reason="${reason}"} ${v}`
+        `vpn_peer_dropped_packets_total{${peerLabels(p)},reason="${reason}"} ${v}`
       )
     ),
   );
