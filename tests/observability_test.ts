@@ -164,6 +164,17 @@ async function parseExposition(text: string): Promise<Sample[]> {
   return JSON.parse(new TextDecoder().decode(out.stdout)) as Sample[];
 }
 
+/** The next datagram on `conn` as text, or "timeout". */
+async function receiveWithin(conn: Deno.DatagramConn, ms: number): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<string>((r) => timer = setTimeout(() => r("timeout"), ms));
+  try {
+    return await Promise.race([conn.receive().then(([data]) => new TextDecoder().decode(data)), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function sample(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
   const hit = samples.find(([n, l]) => n === name && Object.entries(labels).every(([k, v]) => l[k] === v));
   return hit?.[2];
@@ -193,11 +204,7 @@ Deno.test("metrics, JSON and journald logs, vpn status of two instances, systemd
       ),
       { env: { ...env, NOTIFY_SOCKET: notifyPath }, logPrefix: "server" },
     );
-    const ready = await Promise.race([
-      notify.receive().then(([data]) => new TextDecoder().decode(data)),
-      new Promise<string>((r) => setTimeout(() => r("timeout"), 20_000)),
-    ]);
-    assertEquals(ready, "READY=1");
+    assertEquals(await receiveWithin(notify, 20_000), "READY=1");
     // READY comes after the start line: the TUN is up and the sockets listen.
     await server.waitForOutput(/"msg":"server started"/, 1000);
     // As systemd does: JOURNAL_STREAM names the device and inode of the stream that is stderr.
@@ -302,11 +309,7 @@ Deno.test("metrics, JSON and journald logs, vpn status of two instances, systemd
     assert(remote.code !== 0, "metrics reachable from another host");
 
     for (const p of [client, server]) assertEquals((await p.stop()).code, 0);
-    const stopping = await Promise.race([
-      notify.receive().then(([data]) => new TextDecoder().decode(data)),
-      new Promise<string>((r) => setTimeout(() => r("timeout"), 5000)),
-    ]);
-    assertEquals(stopping, "STOPPING=1");
+    assertEquals(await receiveWithin(notify, 5000), "STOPPING=1");
   } finally {
     notify.close();
     Deno.removeSync(dir, { recursive: true });
