@@ -167,6 +167,7 @@ Deno.test("trace: packets are described with protocol, addresses and ports", () 
   v6.set([0, 80, 0x1f, 0x90], 40);
   assertEquals(describePacket(v6, v6.length), { proto: "udp", src: "[fd00::2]:80", dst: "[fd00::1]:8080" });
   assertEquals(describePacket(udp, 0), { proto: "keepalive" });
+  assertEquals(describePacket(new Uint8Array([1, 0, 0]), 3), { proto: "control", type: 1 });
   // Truncated or foreign packets are described without reading past `len`.
   assertEquals(describePacket(udp, 10), { proto: "unknown", version: 4 });
   assertEquals(describePacket(udp, 22), { proto: "udp", src: "10.0.0.2", dst: "10.0.0.1" });
@@ -253,7 +254,7 @@ Deno.test("settings: --log-format and --metrics (loopback unless a host is given
 });
 
 function report(): StatusReport {
-  const drops = { auth: 1, replay: 2, no_route: 3, oversize: 4, malformed: 5 };
+  const drops = { auth: 1, replay: 2, no_route: 3, oversize: 4, malformed: 5, relay: 6 };
   return {
     version: 1,
     role: "server",

@@ -20,6 +20,9 @@ function sameKey(a: KeySpec, b: KeySpec): boolean {
 }
 
 const cidr = (c: Cidr | undefined): string => c ? formatCidr(c) : "none";
+const list = (l: readonly string[]): string => l.join(",") || "none";
+const hooks = (h: readonly (readonly string[])[]): string =>
+  h.map((argv) => argv.join(" ")).join("; ") || "none";
 const hostPort = (h: HostPort | undefined): string => h ? formatHostPort(h) : "none";
 
 /** Settings shown as text, by config name; the key is compared apart. */
@@ -40,8 +43,9 @@ function changes<T extends { key: KeySpec }>(
 }
 
 /**
- * The server settings a SIGHUP does not apply (all but the peers, `log_level` and `log_format`) whose new
- * value differs from the running one. A key is compared by its bytes or file path and shown only by its source.
+ * The server settings a SIGHUP does not apply (all but the peers, `log_level`, `log_format`, and
+ * `public_endpoint`, which only `vpn peer add` reads) whose new value differs from the running one. A key is
+ * compared by its bytes or file path and shown only by its source.
  */
 export function settingsNeedingRestart(running: ServerOptions, next: ServerOptions): SettingChange[] {
   return changes(running, next, {
@@ -50,9 +54,15 @@ export function settingsNeedingRestart(running: ServerOptions, next: ServerOptio
     address: (o) => formatCidr(o.address),
     address6: (o) => cidr(o.address6),
     mtu: (o) => String(o.mtu),
+    shared_key: (o) => String(o.sharedKey),
     nat: (o) => o.nat ?? "none",
     forward: (o) => String(o.forward),
     keepalive: (o) => String(o.keepalive),
+    client_to_client: (o) => String(o.clientToClient),
+    post_up: (o) => hooks(o.postUp),
+    pre_down: (o) => hooks(o.preDown),
+    dns: (o) => list(o.dns),
+    dns_search: (o) => list(o.dnsSearch),
     metrics: (o) => hostPort(o.metrics),
     crypto: (o) => o.crypto,
     udp: (o) => o.udp,
@@ -62,11 +72,16 @@ export function settingsNeedingRestart(running: ServerOptions, next: ServerOptio
 /** The same for a client: every setting but `log_level` and `log_format` needs a restart. */
 export function clientSettingsNeedingRestart(running: ClientOptions, next: ClientOptions): SettingChange[] {
   return changes(running, next, {
-    peer: (o) => formatHostPort(o.peer),
+    peer: (o) => list(o.servers.map(formatHostPort)),
     tun: (o) => o.tun,
     address: (o) => cidr(o.address),
-    routes: (o) => o.routes.map(formatCidr).join(",") || "none",
+    routes: (o) => list(o.routes.map(formatCidr)),
     default_route: (o) => String(o.defaultRoute),
+    kill_switch: (o) => String(o.killSwitch),
+    dns: (o) => String(o.dns),
+    forward: (o) => String(o.forward),
+    post_up: (o) => hooks(o.postUp),
+    pre_down: (o) => hooks(o.preDown),
     keepalive: (o) => o.keepalive === undefined ? "server's" : String(o.keepalive),
     metrics: (o) => hostPort(o.metrics),
     crypto: (o) => o.crypto,

@@ -391,6 +391,7 @@ export class Tunnel {
       if (dest !== null && dest !== peer) {
         if (!this.relayClients) {
           peer.drops.relay++;
+          if (traceEnabled) traceDropped("relay", batch.endpoints[i], peer.name);
           continue;
         }
         relayed = this.#queueRelay(dest, pkt, len, relayed, now);

@@ -5,7 +5,7 @@
  */
 import { formatIp } from "../net/ip_address.ts";
 import { endpointToString } from "../net/endpoint.ts";
-import { DATA_HEADER_LENGTH } from "../protocol/constants.ts";
+import { CONTROL_MAX_TYPE, DATA_HEADER_LENGTH } from "../protocol/constants.ts";
 import { readCounter } from "../protocol/wire.ts";
 import { log, type LogFields } from "./log.ts";
 
@@ -14,6 +14,7 @@ const PROTOCOLS: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: 
 /** Protocol, source and destination (with ports for TCP and UDP) of the inner packet at `pkt[0..len)`. */
 export function describePacket(pkt: Uint8Array, len: number): LogFields {
   if (len === 0) return { proto: "keepalive" };
+  if (pkt[0] <= CONTROL_MAX_TYPE) return { proto: "control", type: pkt[0] }; // in-tunnel control message
   const version = pkt[0] >> 4;
   let proto: number, src: string, dst: string, l4: number;
   if (version === 4 && len >= 20) {
