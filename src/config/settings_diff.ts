@@ -83,6 +83,8 @@ export function clientSettingsNeedingRestart(running: ClientOptions, next: Clien
     post_up: (o) => hooks(o.postUp),
     pre_down: (o) => hooks(o.preDown),
     keepalive: (o) => o.keepalive === undefined ? "server's" : String(o.keepalive),
+    accept_prefix4: (o) => `${o.acceptPrefix4.min}-${o.acceptPrefix4.max}`,
+    accept_prefix6: (o) => `${o.acceptPrefix6.min}-${o.acceptPrefix6.max}`,
     metrics: (o) => hostPort(o.metrics),
     crypto: (o) => o.crypto,
     udp: (o) => o.udp,
