@@ -208,6 +208,7 @@ function withToml(text: string, fn: (path: string) => void): void {
   const dir = Deno.makeTempDirSync({ prefix: "vpn-obs-" });
   try {
     Deno.writeTextFileSync(`${dir}/vpn.toml`, text);
+    Deno.chmodSync(`${dir}/vpn.toml`, 0o600); // it may hold a key inline
     fn(`${dir}/vpn.toml`);
   } finally {
     Deno.removeSync(dir, { recursive: true });
