@@ -330,3 +330,54 @@ Deno.test("a config file holding a key inline gets the key-file rules: mode 0600
     assertEquals(loadServerOptions({ config: path }, {}).mtu, 1400);
   });
 });
+
+Deno.test("IPv6 takeover by config: overlapping address6 values and a too-long IPv6 prefix are refused", () => {
+  const peer = (name: string, addr: string, a6?: string) =>
+    `[[server.peers]]\nname = "${name}"\naddress = "${addr}"\n` + (a6 ? `address6 = "${a6}"\n` : "");
+  const cases: [string, RegExp][] = [
+    // fd00::7 is what a client at 10.0.0.7 gets: a shared-key client asking for .7 would take it.
+    [
+      `[server]\naddress6 = "fd00::1/64"\n` + peer("a", "10.0.0.5", "fd00::7"),
+      /vpn\.toml:6: server\.peers\[0\]\.address6: got "fd00::7"; allowed: an IPv6 address no other IPv4 address maps to \(10\.0\.0\.7 in 10\.0\.0\.0\/24 gets fd00::7\)$/,
+    ],
+    // Another pinned peer's mirror.
+    [
+      `[server]\naddress6 = "fd00::1/64"\n` + peer("a", "10.0.0.5") + peer("b", "10.0.0.6", "fd00::5"),
+      /vpn\.toml:9: server\.peers\[1\]\.address6: got "fd00::5"; allowed: an IPv6 address no other IPv4 address maps to \(10\.0\.0\.5/,
+    ],
+    // Two pinned peers with the same address6 outside the mirrored range.
+    [
+      `[server]\naddress6 = "fd00::1/64"\n` + peer("a", "10.0.0.5", "fd00::1:1") +
+      peer("b", "10.0.0.6", "fd00::1:1"),
+      /vpn\.toml:10: server\.peers\[1\]\.address6: got "fd00::1:1"; allowed: an address no other peer has \(peer "a" has it\)$/,
+    ],
+    // The server's own IPv6 address.
+    [
+      `[server]\naddress6 = "fd00::1:1/64"\n` + peer("a", "10.0.0.5", "fd00::1:1"),
+      /vpn\.toml:6: server\.peers\[0\]\.address6: got "fd00::1:1"; allowed: an address other than the server's own$/,
+    ],
+    // The server's IPv6 address is a client's mirror.
+    [
+      `[server]\naddress6 = "fd00::9/64"\n`,
+      /vpn\.toml:2: server\.address6: got "fd00::9"; allowed: an IPv6 address no other IPv4 address maps to \(10\.0\.0\.9 /,
+    ],
+    // 8 host bits in IPv6 for a /16 of IPv4: clients .0.5 and .1.5 would share fd00::5.
+    [
+      `[server]\naddress = "10.1.0.1/16"\naddress6 = "fd00::1/120"\n`,
+      /vpn\.toml:3: server\.address6: got "fd00::1\/120"; allowed: a prefix of \/112 or shorter \(as many host bits as 10\.1\.0\.1\/16\)$/,
+    ],
+  ];
+  for (const [text, re] of cases) {
+    withConfig(text, (path) => assertMatch(configError(() => loadServerOptions({ config: path }, {})), re));
+  }
+  // Allowed: a peer's own mirror, a prefix exactly wide enough, an address outside the mirrored range.
+  withConfig(
+    `[server]\naddress = "10.1.0.1/16"\naddress6 = "fd00::1/112"\n` + peer("a", "10.1.0.5", "fd00::5") +
+      peer("c", "10.1.0.7"),
+    (path) => assertEquals(loadServerOptions({ config: path }, {}).peers.length, 2),
+  );
+  withConfig(
+    `[server]\naddress = "10.1.0.1/16"\naddress6 = "fd00::1/64"\n` + peer("b", "10.1.0.6", "fd00::1:0:6"),
+    (path) => assertEquals(loadServerOptions({ config: path }, {}).peers.length, 1),
+  );
+});

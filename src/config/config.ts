@@ -11,6 +11,7 @@ import {
   networkOf,
   parseCidr,
 } from "../net/cidr.ts";
+import { ipv4ToNumber, numberToIpv4 } from "../net/ip_packet.ts";
 import { ConfigError } from "./config_error.ts";
 import { ConfigFile } from "./config_file.ts";
 import { type HostPort, parseHostPort, parsePort } from "../net/host_port.ts";
@@ -26,6 +27,7 @@ import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../ops/l
 import { formatIp } from "../net/ip_address.ts";
 import { isDomainName } from "../net/domain_name.ts";
 import { DEFAULT_PREFIX4, DEFAULT_PREFIX6, type PrefixBounds } from "../protocol/assigned_limits.ts";
+import { hostBits, mirroredHost } from "../net/ipv6_mirror.ts";
 
 export { ConfigError } from "./config_error.ts";
 
@@ -418,6 +420,22 @@ function checkRoute(
   }
 }
 
+/**
+ * Refuses an IPv6 address that another IPv4 address of the subnet mirrors to (a client given that IPv4
+ * address would get the same IPv6 address): only `own`'s mirror is allowed.
+ */
+function checkNotMirror(g: Given, a6: Uint8Array, net4: Cidr, net6: Cidr, own: Uint8Array): void {
+  const host = mirroredHost(net6, a6, hostBits(net4));
+  const base = ipv4ToNumber(networkOf(net4).address);
+  if (host < 0 || host === ipv4ToNumber(own) - base) return;
+  fail(
+    g.where,
+    formatIp(a6),
+    `an IPv6 address no other IPv4 address maps to (${formatIp(numberToIpv4(base + host))} in ` +
+      `${formatCidr(networkOf(net4))} gets ${formatIp(a6)})`,
+  );
+}
+
 function loadPeers(sec: Section, address: Cidr, address6: Cidr | undefined): PeerOptions[] {
   const raw = sec.data.peers;
   if (raw === undefined) return [];
@@ -467,6 +485,10 @@ function loadPeers(sec: Section, address: Cidr, address6: Cidr | undefined): Pee
           address6 ? `an address inside ${formatCidr(address6)}` : "nothing unless server.address6 is set",
         );
       }
+      checkNotMirror(a6G, addr6.address, address, address6, addr.address);
+      if (ipEquals(addr6.address, address6.address)) {
+        fail(a6G.where, formatIp(addr6.address), "an address other than the server's own");
+      }
     }
     const k = p.get("key"), kf = p.get("key_file");
     if (k && kf) throw new ConfigError(`${k.where}: give only one of key and key_file`);
@@ -484,6 +506,13 @@ function loadPeers(sec: Section, address: Cidr, address6: Cidr | undefined): Pee
       if (other.name === name) fail(nameG.where, name, `a name no other peer has (peer ${i} repeats it)`);
       if (ipEquals(other.address.address, addr.address)) {
         fail(addrG.where, formatCidr(addr), `an address no other peer has (peer "${other.name}" has it)`);
+      }
+      if (addr6 && other.address6 && ipEquals(other.address6.address, addr6.address)) {
+        fail(
+          a6G!.where,
+          formatIp(addr6.address),
+          `an address no other peer has (peer "${other.name}" has it)`,
+        );
       }
       if (key && other.key && ipEquals(key, other.key)) {
         fail((k ?? kf)!.where, "(a key)", `a key no other peer has (peer "${other.name}" has the same key)`);
@@ -580,9 +609,15 @@ export function serverOptionsFrom(
   }
   const a6G = sec.get("address6");
   const address6 = a6G ? asCidr(a6G, 6, "network") : undefined;
-  if (a6G && address6!.prefixLength > 126) {
-    fail(a6G.where, formatCidr(address6!), "a prefix of /126 or shorter");
+  if (a6G && hostBits(address6!) < hostBits(address)) {
+    // Fewer host bits than the IPv4 subnet: two clients' IPv6 addresses would coincide.
+    fail(
+      a6G.where,
+      formatCidr(address6!),
+      `a prefix of /${128 - hostBits(address)} or shorter (as many host bits as ${formatCidr(address)})`,
+    );
   }
+  if (a6G) checkNotMirror(a6G, address6!.address, address, address6!, address.address);
   const mtuG = first(flag(flags, "mtu"), sec.get("mtu"));
   const [lo, hi] = mtuLimits(address6 !== undefined);
   const mtu = mtuG ? asInt(mtuG, lo, hi) : DEFAULTS.mtu;

@@ -2,14 +2,14 @@
  * `vpn server`: answers handshakes, assigns overlay addresses, and routes packets from its TUN device to
  * the session that holds their destination. The packet loops live in tunnel.ts; this file is the control side.
  */
-import { type Cidr, cidrContains, formatCidr, networkOf } from "../net/cidr.ts";
+import { type Cidr, cidrContains, formatCidr, ipEquals, networkOf } from "../net/cidr.ts";
 import type { PeerOptions, ServerOptions } from "../config/config.ts";
 import { CTRL_CONFIG_REQUEST, MSG_INITIATION, PASSIVE_KEEPALIVE_MS } from "../protocol/constants.ts";
 import { encodeConfigMessage } from "../protocol/wire.ts";
-import { endpointToString } from "../net/endpoint.ts";
+import { copyEndpoint, endpointToString } from "../net/endpoint.ts";
 import { formatHostPort } from "../net/host_port.ts";
 import { deriveHandshakeKey, type HandshakeKey } from "../protocol/keys.ts";
-import { randomIndex, Responder } from "../protocol/handshake.ts";
+import { Responder, type ServerHandshake } from "../protocol/handshake.ts";
 import { formatIp, parseIp } from "../net/ip_address.ts";
 import {
   ipv4Destination,
@@ -17,18 +17,19 @@ import {
   ipv4ToNumber,
   IPV6_DESTINATION,
   IPV6_SOURCE,
-  ipv6DestinationLow,
-  ipv6Equals,
-  ipv6Low,
-  ipv6SourceLow,
   ipVersion,
   numberToIpv4,
 } from "../net/ip_packet.ts";
+import { mirrorAddress6 } from "../net/ipv6_mirror.ts";
 import { loadKey } from "../config/key_file.ts";
 import { debugEnabled, log } from "../ops/log.ts";
 import { settingsNeedingRestart } from "../config/settings_diff.ts";
 import { applyLogSettings, reportNotApplied } from "./reload_report.ts";
 import { Peer, peerStatus } from "../dataplane/peer.ts";
+import { IndexTable } from "../dataplane/index_table.ts";
+import { AddressTable } from "../dataplane/address_table.ts";
+import { AddressPool } from "../dataplane/address_pool.ts";
+import { LogBudget } from "../ops/log_budget.ts";
 import { Session } from "../protocol/session.ts";
 import { dropCategory, type PeerStatus, type StatusReport } from "../ops/status_report.ts";
 import { type Runtime, startRuntime } from "./runtime.ts";
@@ -43,6 +44,9 @@ import { writePidFile } from "../ops/pid_file.ts";
 const CONFIG_REPLY_INTERVAL_MS = 1000;
 /** Handshakes processed at once; more are dropped (they cost X25519 work). */
 const MAX_HANDSHAKES_IN_FLIGHT = 64;
+/** Log lines a key holder can trigger (peer up/down, rekeyed, roamed, no free address): per second, burst. */
+const PEER_LOG_PER_SECOND = 10;
+const PEER_LOG_BURST = 100;
 
 interface PinnedKey {
   readonly peer: Peer;
@@ -71,9 +75,18 @@ export class Server implements TunnelHost {
   readonly #configMessage: Uint8Array;
   readonly #configSentAt = new WeakMap<Peer, number>();
   readonly #pinnedByKey = new Map<bigint, PinnedKey>();
-  readonly #byAddr4 = new Map<number, Peer>();
-  readonly #byAddr6 = new Map<number, Peer>();
-  readonly #byIndex = new Map<number, Peer>();
+  /** Who owns each overlay address (IPv4 and IPv6): the packet path's destination and source lookups. */
+  readonly #addresses = new AddressTable<Peer>();
+  /** Local session indexes, including those reserved by handshakes being answered. */
+  readonly #indexes = new IndexTable<Peer>();
+  /** Free dynamic IPv4 addresses, lowest first. */
+  readonly #pool: AddressPool;
+  /** Every peer that holds its addresses: the configured ones and the dynamic clients. */
+  readonly #peers = new Set<Peer>();
+  /** Handshakes being answered, per peer: tick() leaves such a peer its addresses. */
+  readonly #answering = new Map<Peer, number>();
+  /** Where the initiation of a responded, unconfirmed session came from: the endpoint once data confirms it. */
+  readonly #pendingEndpoint = new WeakMap<Session, Uint8Array>();
   /** Peers from the config (pinned) by name; never removed when idle. */
   readonly #configured = new Map<string, ConfiguredPeer>();
   /** Null when only listed peers are admitted (`shared_key = false`). */
@@ -84,6 +97,10 @@ export class Server implements TunnelHost {
   readonly #ownKey = new Set<Peer>();
   readonly #network: Cidr;
   readonly #serverAddr4: number;
+  /** Scratch for the IPv6 address a candidate IPv4 address mirrors to. */
+  readonly #mirror = new Uint8Array(16);
+  /** Lines that handshakes and roaming can trigger. */
+  readonly #peerLog = new LogBudget(PEER_LOG_PER_SECOND, PEER_LOG_BURST);
   #inFlight = 0;
 
   constructor(
@@ -96,6 +113,8 @@ export class Server implements TunnelHost {
     this.#rt = rt;
     this.#network = networkOf(o.address);
     this.#serverAddr4 = ipv4ToNumber(o.address.address);
+    const net = ipv4ToNumber(this.#network.address);
+    this.#pool = new AddressPool(net + 1, net + 2 ** (32 - this.#network.prefixLength) - 2);
     this.#sharedKey = sharedKey;
     this.#configMessage = encodeConfigMessage({ dns: [...o.dns], search: [...o.dnsSearch] });
     this.#responder = new Responder((id) => this.#keys.get(id));
@@ -120,16 +139,21 @@ export class Server implements TunnelHost {
       this.#disconnect(entry.peer, "removed from the config");
     }
     for (const { p, key } of wanted.values()) {
-      const address4 = ipv4ToNumber(p.address.address);
-      const holder = this.#byAddr4.get(address4);
-      if (holder) {
-        this.#disconnect(holder, `address ${formatIp(p.address.address)} is now pinned to ${p.name}`);
-      }
       const peer = new Peer(p.name);
-      peer.address4 = address4;
-      peer.address6 = p.address6?.address ?? this.#derivedAddress6(address4);
+      peer.address4 = ipv4ToNumber(p.address.address);
+      peer.address6 = p.address6?.address ?? this.#derivedAddress6(peer.address4);
+      for (
+        const holder of [
+          this.#addresses.owner4(peer.address4),
+          peer.address6 && this.#addresses.owner6(peer.address6),
+        ]
+      ) {
+        if (holder) {
+          this.#disconnect(holder, `address ${formatIp(p.address.address)} is now pinned to ${p.name}`);
+        }
+      }
       this.#configured.set(p.name, { peer, options: p, keyId: key?.keyIdValue ?? null });
-      this.#claim(peer);
+      if (!this.#hold(peer)) log.error("pinned address already taken", { peer: p.name });
     }
     this.#keys.clear();
     this.#pinnedByKey.clear();
@@ -154,16 +178,27 @@ export class Server implements TunnelHost {
     return [...this.#configured.values()].flatMap((c) => c.options.routes);
   }
 
+  /** Give `peer` its addresses; false when another peer holds either. */
+  #hold(peer: Peer): boolean {
+    if (!this.#addresses.claim(peer, peer.address4, peer.address6)) return false;
+    this.#peers.add(peer);
+    return true;
+  }
+
+  /** Free `peer`'s addresses (only those it owns). */
+  #release(peer: Peer): void {
+    this.#addresses.release(peer, peer.address4, peer.address6);
+    this.#peers.delete(peer);
+    this.#pool.free(peer.address4);
+  }
+
   /** Drop every session of `peer` and forget its addresses. */
   #disconnect(peer: Peer, reason: string): void {
     this.#unmap(peer.sessions.clear());
-    if (this.#byAddr4.get(peer.address4) === peer) this.#byAddr4.delete(peer.address4);
-    if (peer.address6 && this.#byAddr6.get(ipv6Low(peer.address6)) === peer) {
-      this.#byAddr6.delete(ipv6Low(peer.address6));
-    }
+    this.#release(peer);
     if (peer.up) {
       peer.up = false;
-      log.info("peer down", { peer: peer.name, reason });
+      this.#peerLog.write("info", "peer down", { peer: peer.name, reason });
     }
   }
 
@@ -173,18 +208,18 @@ export class Server implements TunnelHost {
     const v = ipVersion(pkt, 0, len);
     if (v === 4) {
       const dst = ipv4Destination(pkt, 0);
-      return this.#byAddr4.get(dst) ?? (this.#routes.size4 > 0 ? this.#routes.lookup4(dst) ?? null : null);
+      return this.#addresses.owner4(dst) ??
+        (this.#routes.size4 > 0 ? this.#routes.lookup4(dst) ?? null : null);
     }
     if (v === 6) {
-      const p = this.#byAddr6.get(ipv6DestinationLow(pkt, 0));
-      if (p !== undefined && p.address6 !== null && ipv6Equals(pkt, IPV6_DESTINATION, p.address6)) return p;
-      return this.#routes.size6 > 0 ? this.#routes.lookup6(pkt, IPV6_DESTINATION) ?? null : null;
+      return this.#addresses.owner6(pkt, IPV6_DESTINATION) ??
+        (this.#routes.size6 > 0 ? this.#routes.lookup6(pkt, IPV6_DESTINATION) ?? null : null);
     }
     return null;
   }
 
   peerForIndex(index: number): Peer | undefined {
-    return this.#byIndex.get(index);
+    return this.#indexes.get(index);
   }
 
   sourceAllowed(peer: Peer, pkt: Uint8Array, len: number): boolean {
@@ -192,14 +227,12 @@ export class Server implements TunnelHost {
     // A source in a network behind a client is accepted from that client only (longest prefix wins).
     if (v === 4) {
       const src = ipv4Source(pkt, 0);
-      return src === peer.address4 || (this.#routes.size4 > 0 && this.#routes.lookup4(src) === peer);
+      return this.#addresses.owner4(src) === peer ||
+        (this.#routes.size4 > 0 && this.#routes.lookup4(src) === peer);
     }
     if (v === 6) {
-      if (
-        peer.address6 !== null && ipv6SourceLow(pkt, 0) === ipv6Low(peer.address6) &&
-        ipv6Equals(pkt, IPV6_SOURCE, peer.address6)
-      ) return true;
-      return this.#routes.size6 > 0 && this.#routes.lookup6(pkt, IPV6_SOURCE) === peer;
+      return this.#addresses.owner6(pkt, IPV6_SOURCE) === peer ||
+        (this.#routes.size6 > 0 && this.#routes.lookup6(pkt, IPV6_SOURCE) === peer);
     }
     return false;
   }
@@ -228,20 +261,28 @@ export class Server implements TunnelHost {
   authenticated(peer: Peer, session: Session, now: number): void {
     if (session !== peer.sessions.next) return;
     this.#unmap(peer.sessions.confirm(session, now));
+    // Data authenticated on the new session: only now does the peer's endpoint move (the tunnel then
+    // follows this datagram's own source if it differs from the initiation's).
+    const from = this.#pendingEndpoint.get(session);
+    if (from !== undefined) {
+      copyEndpoint(peer.endpoint, from);
+      peer.hasEndpoint = true;
+    }
+    peer.lastHandshakeWallMs = Date.now();
     if (!peer.up) {
       peer.up = true;
-      log.info("peer up", {
+      this.#peerLog.write("info", "peer up", {
         peer: peer.name,
         address: formatIp(numberToIpv4(peer.address4)),
         endpoint: endpointToString(peer.endpoint),
-      });
+      }, now);
     } else {
       log.debug("rekeyed", { peer: peer.name });
     }
   }
 
   roamed(peer: Peer, from: string): void {
-    log.info("peer roamed", { peer: peer.name, endpoint: from });
+    this.#peerLog.write("info", "peer roamed", { peer: peer.name, endpoint: from });
   }
 
   /** A config request gets the pushed settings, at most once a second per peer (the client retries each tick). */
@@ -270,7 +311,15 @@ export class Server implements TunnelHost {
       return;
     }
     const init = opened.value;
-    const peer = this.#assign(init.key.keyIdValue, init.requestedAddress);
+    const keyId = init.key.keyIdValue;
+    // Which peer the key stands for is decided now, after the await: a per-peer key removed meanwhile
+    // never falls back to the shared key's dynamic addresses.
+    const pinned = this.#pinnedByKey.get(keyId);
+    if (pinned === undefined && keyId !== this.#sharedKey?.keyIdValue) {
+      this.#revoked(from);
+      return;
+    }
+    const peer = pinned?.peer ?? this.#assign(init.requestedAddress);
     if (peer === null) {
       this.#rt.handshakes.refuse("no_address");
       log.warn("no free address for a new client", {
@@ -279,68 +328,99 @@ export class Server implements TunnelHost {
       });
       return;
     }
-    let index = randomIndex();
-    while (this.#byIndex.has(index)) index = randomIndex();
-    const answered = await this.#responder.respond(init, {
-      senderIndex: index,
-      params: {
-        ipv4: { address: formatIp(numberToIpv4(peer.address4)), prefix: this.#o.address.prefixLength },
-        ipv6: peer.address6 && this.#o.address6
-          ? { address: formatIp(peer.address6), prefix: this.#o.address6.prefixLength }
-          : null,
-        mtu: this.#o.mtu,
-        keepaliveSeconds: this.#o.keepalive,
-      },
-    });
-    if (!answered.ok) {
-      drops[dropCategory(answered.reason)]++;
-      this.#rt.handshakes.refuse(answered.reason);
-      return;
+    const index = this.#indexes.allocate(peer);
+    this.#answering.set(peer, (this.#answering.get(peer) ?? 0) + 1);
+    let hs: ServerHandshake | null = null;
+    try {
+      const answered = await this.#responder.respond(init, {
+        senderIndex: index,
+        params: {
+          ipv4: { address: formatIp(numberToIpv4(peer.address4)), prefix: this.#o.address.prefixLength },
+          ipv6: peer.address6 && this.#o.address6
+            ? { address: formatIp(peer.address6), prefix: this.#o.address6.prefixLength }
+            : null,
+          mtu: this.#o.mtu,
+          keepaliveSeconds: this.#o.keepalive,
+        },
+      });
+      if (!answered.ok) {
+        drops[dropCategory(answered.reason)]++;
+        this.#rt.handshakes.refuse(answered.reason);
+        return;
+      }
+      const session = await Session.create(this.#rt.aead, {
+        ...answered.value,
+        isInitiator: false,
+        now: performance.now(),
+      });
+      // A reload or an expiry may have run during the awaits: answer only if the key still stands for
+      // this peer and the peer still holds its addresses (a disconnected peer is not brought back).
+      if (!this.#admits(keyId, peer)) {
+        session.dispose();
+        this.#revoked(from);
+        return;
+      }
+      this.#unmap(peer.sessions.installResponded(session));
+      // The response goes to the initiation's source, but the peer's endpoint stays until data
+      // authenticates on this session: a replayed or spoofed-source initiation moves nothing.
+      this.#pendingEndpoint.set(session, from);
+      hs = answered.value;
+      this.#rt.handshakes.completed++;
+    } finally {
+      if (hs === null) this.#indexes.release(index, peer);
+      const n = this.#answering.get(peer)! - 1;
+      if (n === 0) this.#answering.delete(peer);
+      else this.#answering.set(peer, n);
     }
-    const hs = answered.value;
-    const now = performance.now();
-    const session = await Session.create(this.#rt.aead, { ...hs, isInitiator: false, now });
-    this.#unmap(peer.sessions.installResponded(session));
-    this.#byIndex.set(index, peer);
-    this.#claim(peer);
-    peer.endpoint.set(from);
-    peer.hasEndpoint = true;
-    peer.lastHandshakeWallMs = Date.now();
-    this.#rt.handshakes.completed++;
     await this.#rt.udp.sendOne(hs.message, hs.message.length, from);
     if (debugEnabled) log.debug("handshake answered", { peer: peer.name, from: endpointToString(from) });
   }
 
-  /** The peer a handshake under `keyId` gets, with its address; null when the subnet is full. */
-  #assign(keyId: bigint, requested: string | null): Peer | null {
+  /** True while `keyId` still stands for `peer` and `peer` still holds its addresses. */
+  #admits(keyId: bigint, peer: Peer): boolean {
+    if (!this.#peers.has(peer)) return false;
     const pinned = this.#pinnedByKey.get(keyId);
-    if (pinned) return pinned.peer;
+    if (pinned !== undefined) return pinned.peer === peer;
+    return keyId === this.#sharedKey?.keyIdValue && !this.#ownKey.has(peer);
+  }
+
+  /** An initiation under a key that is no longer configured (removed by a reload while it was checked). */
+  #revoked(from: Uint8Array): void {
+    this.#rt.tunnel.counters.drops[dropCategory("unknown-key")]++;
+    if (debugEnabled) log.debug("initiation dropped", { reason: "revoked", from: endpointToString(from) });
+  }
+
+  /** The peer a shared-key handshake gets, with its address; null when the subnet is full. */
+  #assign(requested: string | null): Peer | null {
     let addr = -1;
     const want = requested === null ? null : parseIp(requested);
     if (want !== null && want.length === 4 && cidrContains(this.#network, want)) {
       const n = ipv4ToNumber(want);
-      const holder = this.#byAddr4.get(n);
-      if (this.#usableHost(n) && (holder === undefined || !this.#ownKey.has(holder))) addr = n;
+      const holder = this.#addresses.owner4(n);
+      // A client with the shared key asking for an address held by another shared-key client takes it
+      // over: it is that client restarted (or one with the same key, which is equally trusted). Never an
+      // address whose IPv6 mirror someone else owns.
+      if (holder !== undefined) {
+        if (!this.#ownKey.has(holder)) return holder;
+      } else if (this.#usableHost(n) && !this.#taken(n)) addr = n;
     }
-    if (addr < 0) addr = this.#lowestFree();
+    if (addr < 0) addr = this.#pool.lowest((n) => this.#taken(n));
     if (addr < 0) return null;
-    // A client with the shared key asking for an address held by another shared-key client takes it
-    // over: it is that client restarted (or one with the same key, which is equally trusted).
-    const existing = this.#byAddr4.get(addr);
-    if (existing) return existing;
     const peer = new Peer(formatIp(numberToIpv4(addr)));
     peer.address4 = addr;
     peer.address6 = this.#derivedAddress6(addr);
-    // Claimed at once: a concurrent handshake (another client, or a retry) must not get the same address
+    // Held at once: a concurrent handshake (another client, or a retry) must not get the same address
     // as a second Peer while this one awaits its crypto. tick() frees it if the handshake fails.
-    this.#claim(peer);
-    return peer;
+    return this.#hold(peer) ? peer : null;
   }
 
-  /** Put a peer's addresses in the routing maps (idempotent). */
-  #claim(peer: Peer): void {
-    this.#byAddr4.set(peer.address4, peer);
-    if (peer.address6) this.#byAddr6.set(ipv6Low(peer.address6), peer);
+  /** True when a dynamic client may not get `n`: the server's, held, or its IPv6 mirror is taken. */
+  #taken(n: number): boolean {
+    if (n === this.#serverAddr4 || this.#addresses.owner4(n) !== undefined) return true;
+    const a6 = this.#o.address6;
+    if (!a6) return false;
+    const m = mirrorAddress6(a6, n - ipv4ToNumber(this.#network.address), this.#mirror);
+    return this.#addresses.owner6(m) !== undefined || ipEquals(m, a6.address);
   }
 
   #usableHost(n: number): boolean {
@@ -349,27 +429,17 @@ export class Server implements TunnelHost {
     return n > net && n < net + size - 1 && n !== this.#serverAddr4;
   }
 
-  #lowestFree(): number {
-    const net = ipv4ToNumber(this.#network.address);
-    const size = Math.min(2 ** (32 - this.#network.prefixLength), 1 << 20);
-    for (let n = net + 1; n < net + size - 1; n++) {
-      if (n !== this.#serverAddr4 && !this.#byAddr4.has(n)) return n;
-    }
-    return -1;
-  }
-
   /** With IPv6 inside the tunnel, a client's IPv6 address mirrors its IPv4 host part. */
   #derivedAddress6(addr4: number): Uint8Array | null {
     const a6 = this.#o.address6;
-    if (!a6) return null;
-    const host = addr4 - ipv4ToNumber(this.#network.address);
-    const out = new Uint8Array(networkOf(a6).address);
-    for (let i = 0; i < 4; i++) out[15 - i] |= (host >>> (8 * i)) & 0xff;
-    return out;
+    return a6 ? mirrorAddress6(a6, addr4 - ipv4ToNumber(this.#network.address)) : null;
   }
 
   #unmap(retired: Session[]): void {
-    for (const s of retired) this.#byIndex.delete(s.localIndex);
+    for (const s of retired) {
+      const peer = this.#indexes.get(s.localIndex);
+      if (peer !== undefined) this.#indexes.release(s.localIndex, peer);
+    }
   }
 
   // ---------------------------------------------------------------- timers and status
@@ -377,16 +447,15 @@ export class Server implements TunnelHost {
   /** Once a second: expire sessions, announce peers that went down, send passive keepalives. */
   tick(): void {
     const now = performance.now();
-    for (const peer of new Set(this.#byAddr4.values())) {
+    for (const peer of this.#peers) {
       this.#unmap(peer.sessions.expire(now));
       const live = peer.sessions.current !== null || peer.sessions.next !== null;
       if (peer.up && !live) {
         peer.up = false;
-        log.info("peer down", { peer: peer.name, reason: "session expired" });
+        this.#peerLog.write("info", "peer down", { peer: peer.name, reason: "session expired" }, now);
       }
-      if (!live && this.#configured.get(peer.name)?.peer !== peer) {
-        this.#byAddr4.delete(peer.address4);
-        if (peer.address6) this.#byAddr6.delete(ipv6Low(peer.address6));
+      if (!live && this.#configured.get(peer.name)?.peer !== peer && !this.#answering.has(peer)) {
+        this.#release(peer);
         continue;
       }
       if (
@@ -400,9 +469,7 @@ export class Server implements TunnelHost {
   /** The snapshot `vpn status` shows. */
   status(): StatusReport {
     const peers: PeerStatus[] = [];
-    for (const p of new Set(this.#byAddr4.values())) {
-      peers.push(peerStatus(p, formatIp(numberToIpv4(p.address4))));
-    }
+    for (const p of this.#peers) peers.push(peerStatus(p, formatIp(numberToIpv4(p.address4))));
     return this.#rt.report("server", formatCidr(this.#o.address), this.#rt.udp.localAddress, peers);
   }
 }
