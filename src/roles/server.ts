@@ -192,13 +192,13 @@ export class Server implements TunnelHost {
     this.#pool.free(peer.address4);
   }
 
-  /** Drop every session of `peer` and forget its addresses. */
+  /** Drop every session of `peer` and forget its addresses (a reload's doing: logged without a budget). */
   #disconnect(peer: Peer, reason: string): void {
     this.#unmap(peer.sessions.clear());
     this.#release(peer);
     if (peer.up) {
       peer.up = false;
-      this.#peerLog.write("info", "peer down", { peer: peer.name, reason });
+      log.info("peer down", { peer: peer.name, reason });
     }
   }
 
