@@ -380,4 +380,9 @@ Deno.test("IPv6 takeover by config: overlapping address6 values and a too-long I
     `[server]\naddress = "10.1.0.1/16"\naddress6 = "fd00::1/64"\n` + peer("b", "10.1.0.6", "fd00::1:0:6"),
     (path) => assertEquals(loadServerOptions({ config: path }, {}).peers.length, 1),
   );
+  // The mirrors of the IPv4 network and broadcast addresses are nobody's: no client ever gets those.
+  withConfig(
+    `[server]\naddress6 = "fd00::/64"\n` + peer("d", "10.0.0.8", "fd00::ff"),
+    (path) => assertEquals(loadServerOptions({ config: path }, {}).peers.length, 1),
+  );
 });

@@ -421,13 +421,14 @@ function checkRoute(
 }
 
 /**
- * Refuses an IPv6 address that another IPv4 address of the subnet mirrors to (a client given that IPv4
- * address would get the same IPv6 address): only `own`'s mirror is allowed.
+ * Refuses an IPv6 address that another host address of the IPv4 subnet mirrors to (a client given that
+ * IPv4 address would get the same IPv6 address): only `own`'s mirror is allowed. The network and
+ * broadcast addresses are never given out, so their mirrors are free to use.
  */
 function checkNotMirror(g: Given, a6: Uint8Array, net4: Cidr, net6: Cidr, own: Uint8Array): void {
   const host = mirroredHost(net6, a6, hostBits(net4));
   const base = ipv4ToNumber(networkOf(net4).address);
-  if (host < 0 || host === ipv4ToNumber(own) - base) return;
+  if (host <= 0 || host === 2 ** hostBits(net4) - 1 || host === ipv4ToNumber(own) - base) return;
   fail(
     g.where,
     formatIp(a6),
