@@ -5,17 +5,13 @@
  * another peer. The data path's lookups (destination -> peer, source check) read packet bytes in place
  * and allocate nothing.
  */
-import { ipv6Equals } from "../net/ip_packet.ts";
+import { ipv6Equals, ipv6Low32 as low32 } from "../net/ip_packet.ts";
 
 /** One IPv6 entry; entries whose low 32 bits collide are chained (rare: the low bits are the host part). */
 interface Entry6<T> {
   readonly address: Uint8Array;
   readonly owner: T;
   next: Entry6<T> | null;
-}
-
-function low32(buf: Uint8Array, at: number): number {
-  return ((buf[at + 12] << 24) | (buf[at + 13] << 16) | (buf[at + 14] << 8) | buf[at + 15]) >>> 0;
 }
 
 /** Address -> owner for IPv4 (as unsigned 32-bit numbers) and IPv6 (16 bytes). */

@@ -22,16 +22,6 @@ export function ipv4Source(buf: Uint8Array, off: number): number {
   return ((buf[off + 12] << 24) | (buf[off + 13] << 16) | (buf[off + 14] << 8) | buf[off + 15]) >>> 0;
 }
 
-/** Low 32 bits of the IPv6 destination (the full address is checked by the caller). */
-export function ipv6DestinationLow(buf: Uint8Array, off: number): number {
-  return ((buf[off + 36] << 24) | (buf[off + 37] << 16) | (buf[off + 38] << 8) | buf[off + 39]) >>> 0;
-}
-
-/** Low 32 bits of the IPv6 source. */
-export function ipv6SourceLow(buf: Uint8Array, off: number): number {
-  return ((buf[off + 20] << 24) | (buf[off + 21] << 16) | (buf[off + 22] << 8) | buf[off + 23]) >>> 0;
-}
-
 /** True when the 16 bytes at `buf[off + at]` equal `addr`. */
 export function ipv6Equals(buf: Uint8Array, at: number, addr: Uint8Array): boolean {
   for (let i = 0; i < 16; i++) if (buf[at + i] !== addr[i]) return false;
@@ -53,7 +43,7 @@ export function numberToIpv4(n: number): Uint8Array {
   return new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
 }
 
-/** Low 32 bits of an IPv6 address (16 bytes) as a number. */
-export function ipv6Low(a: Uint8Array): number {
-  return ((a[12] << 24) | (a[13] << 16) | (a[14] << 8) | a[15]) >>> 0;
+/** Low 32 bits of the IPv6 address at `buf[at..at+16)` (an address, or a field of a packet) as a number. */
+export function ipv6Low32(buf: Uint8Array, at: number): number {
+  return ((buf[at + 12] << 24) | (buf[at + 13] << 16) | (buf[at + 14] << 8) | buf[at + 15]) >>> 0;
 }
