@@ -31,7 +31,7 @@ import { AddressTable } from "../dataplane/address_table.ts";
 import { AddressPool } from "../dataplane/address_pool.ts";
 import { LogBudget } from "../ops/log_budget.ts";
 import { Session } from "../protocol/session.ts";
-import { dropCategory, type PeerStatus, type StatusReport } from "../ops/status_report.ts";
+import { dropCategory, type DropCounts, type PeerStatus, type StatusReport } from "../ops/status_report.ts";
 import { type Runtime, startRuntime } from "./runtime.ts";
 import type { TunnelHost } from "../dataplane/tunnel.ts";
 import { addMasquerade, setIpv4Forwarding, setIpv6Forwarding } from "../host/routing.ts";
@@ -316,7 +316,7 @@ export class Server implements TunnelHost {
     // never falls back to the shared key's dynamic addresses.
     const pinned = this.#pinnedByKey.get(keyId);
     if (pinned === undefined && keyId !== this.#sharedKey?.keyIdValue) {
-      this.#revoked(from);
+      this.#revoked(drops, from);
       return;
     }
     const peer = pinned?.peer ?? this.#assign(init.requestedAddress);
@@ -357,7 +357,7 @@ export class Server implements TunnelHost {
       // this peer and the peer still holds its addresses (a disconnected peer is not brought back).
       if (!this.#admits(keyId, peer)) {
         session.dispose();
-        this.#revoked(from);
+        this.#revoked(drops, from);
         return;
       }
       this.#unmap(peer.sessions.installResponded(session));
@@ -385,8 +385,8 @@ export class Server implements TunnelHost {
   }
 
   /** An initiation under a key that is no longer configured (removed by a reload while it was checked). */
-  #revoked(from: Uint8Array): void {
-    this.#rt.tunnel.counters.drops[dropCategory("unknown-key")]++;
+  #revoked(drops: DropCounts, from: Uint8Array): void {
+    drops[dropCategory("unknown-key")]++;
     if (debugEnabled) log.debug("initiation dropped", { reason: "revoked", from: endpointToString(from) });
   }
 
