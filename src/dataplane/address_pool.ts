@@ -6,7 +6,8 @@
  * min-heap. Whether an address is really free is the caller's `taken` predicate (the ownership table), so
  * an address taken out of order (a pinned peer, a client asking for a specific address) is skipped once,
  * lazily: the mark steps over it, or it leaves the heap. Memory stays proportional to the most addresses
- * ever in use at once, whatever the subnet's size.
+ * ever in use at once, whatever the subnet's size. Measured (bench/address_table_bench.ts, a /8 whose lowest
+ * 100 000 addresses are held but one): ~35 ns per choice, where the scan took ~90 µs.
  */
 
 /** The lowest free address of an inclusive range, with O(log n) take and free. */

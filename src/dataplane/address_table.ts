@@ -3,7 +3,8 @@
  * address has exactly one owner. Claiming an address someone else holds fails, and only the owner can
  * release it, so a peer that expires (or is removed) can never delete an entry that now belongs to
  * another peer. The data path's lookups (destination -> peer, source check) read packet bytes in place
- * and allocate nothing.
+ * and allocate nothing. Measured (bench/address_table_bench.ts, 1000 peers, this shared 2-core machine,
+ * medians): ~22 ns per IPv4 packet and ~105 ns per IPv6 packet for both lookups.
  */
 import { ipv6Equals, ipv6Low32 as low32 } from "../net/ip_packet.ts";
 
