@@ -44,7 +44,8 @@ import { writePidFile } from "../ops/pid_file.ts";
 const CONFIG_REPLY_INTERVAL_MS = 1000;
 /** Handshakes processed at once; more are dropped (they cost X25519 work). */
 const MAX_HANDSHAKES_IN_FLIGHT = 64;
-/** Log lines a key holder can trigger (peer up/down, rekeyed, roamed, no free address): per second, burst. */
+/** Info lines a key holder can trigger (peer up, roamed, down on expiry): per second, burst. Warnings have
+ * log.ts's own per-message limit. */
 const PEER_LOG_PER_SECOND = 10;
 const PEER_LOG_BURST = 100;
 
@@ -387,6 +388,7 @@ export class Server implements TunnelHost {
   /** An initiation under a key that is no longer configured (removed by a reload while it was checked). */
   #revoked(drops: DropCounts, from: Uint8Array): void {
     drops[dropCategory("unknown-key")]++;
+    this.#rt.handshakes.refuse("revoked");
     if (debugEnabled) log.debug("initiation dropped", { reason: "revoked", from: endpointToString(from) });
   }
 
