@@ -62,6 +62,8 @@ export const REJECT_AFTER_MESSAGES = 2 ** 40 + 2 ** 32;
 export const REKEY_GRACE_MS = 10_000;
 /** An unanswered initiation is retried after this long. */
 export const REKEY_TIMEOUT_MS = 5_000;
+/** Longest wait between handshake attempts while the peer does not answer (the wait doubles up to it). */
+export const REKEY_RETRY_MAX_MS = 30_000;
 
 /** Replay window ring: 128 blocks of 32 bits (RFC 6479); one block is the slack for the moving edge. */
 export const REPLAY_WINDOW_BLOCKS = 128;

@@ -7,16 +7,10 @@
  * Times (`now`) are monotonic milliseconds supplied by the caller (e.g. `performance.now()`).
  */
 import type { AeadBackend, PacketAead } from "./aead.ts";
-import {
-  DATA_OVERHEAD,
-  REJECT_AFTER_MESSAGES,
-  REJECT_AFTER_TIME_MS,
-  REKEY_AFTER_MESSAGES,
-  REKEY_AFTER_TIME_MS,
-  REKEY_GRACE_MS,
-} from "./constants.ts";
+import { DATA_OVERHEAD, REJECT_AFTER_MESSAGES, REKEY_GRACE_MS } from "./constants.ts";
 import type { SessionKeys } from "./keys.ts";
 import { ReplayWindow } from "./replay_window.ts";
+import { rekeyDue, sessionExpired } from "./timers.ts";
 import { type DropReason, readCounter, writeDataHeader } from "./wire.ts";
 
 /** `prepareSeal` / `seal`: the session may not send any more (too old or counters used up). */
@@ -94,13 +88,12 @@ export class Session {
 
   /** True once the session is too old to send or receive. */
   isExpired(now: number): boolean {
-    return now - this.createdAt >= REJECT_AFTER_TIME_MS;
+    return sessionExpired(this.createdAt, now);
   }
 
   /** True when the initiator should start a new handshake (age or counters). */
   needsRekey(now: number): boolean {
-    return this.isInitiator && (now - this.createdAt >= REKEY_AFTER_TIME_MS ||
-      this.nextCounter >= REKEY_AFTER_MESSAGES || this.window.highest >= REKEY_AFTER_MESSAGES);
+    return rekeyDue(this.isInitiator, this.createdAt, this.nextCounter, this.window.highest, now);
   }
 
   /** Whether any packet authenticated on this session yet. */
@@ -114,7 +107,7 @@ export class Session {
    */
   prepareSeal(buf: Uint8Array, now: number): number {
     const c = this.nextCounter;
-    if (c >= REJECT_AFTER_MESSAGES || now - this.createdAt >= REJECT_AFTER_TIME_MS) return REKEY_NEEDED;
+    if (c >= REJECT_AFTER_MESSAGES || sessionExpired(this.createdAt, now)) return REKEY_NEEDED;
     this.nextCounter = c + 1;
     writeDataHeader(buf, this.remoteIndex, c);
     this.lastSentAt = now;
@@ -153,7 +146,7 @@ export class Session {
    * or a negative `DROP_*` code. Cheap; run it before the tag check.
    */
   checkReceive(buf: Uint8Array, now: number): number {
-    if (now - this.createdAt >= REJECT_AFTER_TIME_MS) return DROP_EXPIRED;
+    if (sessionExpired(this.createdAt, now)) return DROP_EXPIRED;
     const c = readCounter(buf);
     if (c < 0 || c >= REJECT_AFTER_MESSAGES) return DROP_LIMIT;
     return this.window.check(c) ? c : DROP_REPLAY;
