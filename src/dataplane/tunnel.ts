@@ -4,17 +4,19 @@
  * send (or one write per packet to the TUN). Handshake messages leave the fast path as copies.
  * With the batched (FFI) socket one loop serves both directions from one poll of both descriptors, waiting
  * synchronously while traffic flows; with Deno's socket each direction has its own loop.
+ * The server and client own a `Tunnel` and act on it only through its few public methods.
  */
 import { copyEndpoint, endpointEquals, endpointToString } from "../net/endpoint.ts";
 import { CONTROL_MAX_TYPE, DATA_HEADER_LENGTH, DATA_OVERHEAD, MSG_DATA } from "../protocol/constants.ts";
 import { DatagramBatch, type DatagramSocket } from "./datagram.ts";
-import { READY_OTHER, READY_TUN, type TunDevice } from "../../ffi/tun_device.ts";
+import { isPollable, type PollableTun, READY_OTHER, READY_TUN, type Tun } from "./tun.ts";
 import { traceEnabled } from "../ops/log.ts";
 import { traceDropped, traceOpened, traceSealed } from "../ops/packet_trace.ts";
 import type { Peer } from "./peer.ts";
 import type { Session } from "../protocol/session.ts";
 import { type DropCounts, zeroDrops } from "../ops/status_report.ts";
 import { classify, readReceiverIndex } from "../protocol/wire.ts";
+import { authenticatedReceived, dataReceived, dataSent } from "../protocol/timers.ts";
 
 /** Packets taken from the TUN per wake-up; the event loop runs between batches. */
 const TUN_BATCH = 128;
@@ -62,11 +64,13 @@ export interface TunnelCounters {
 /** The two packet loops over one TUN device and one UDP socket. */
 export class Tunnel {
   readonly counters: TunnelCounters = { drops: zeroDrops(), tunWriteErrors: 0, sendDropped: 0 };
-  readonly #tun: TunDevice;
+  readonly #tun: Tun;
   readonly #udp: DatagramSocket;
   readonly #host: TunnelHost;
+  /** Monotonic ms for the session timers (a fake clock in tests). */
+  readonly #now: () => number;
   /** Largest inner packet carried; larger ones are dropped as oversize. */
-  mtu: number;
+  #mtu: number;
   /** Server: relay packets from one client to another; false drops them (counted as `relay`). */
   relayClients = true;
   #running = true;
@@ -89,12 +93,16 @@ export class Tunnel {
   readonly #tunPending: Promise<unknown>[] = [];
   readonly #udpPending: Promise<unknown>[] = [];
 
-  /** `maxMtu` sizes the packet slots; `mtu` starts there and may be lowered (the client learns it late). */
-  constructor(tun: TunDevice, udp: DatagramSocket, host: TunnelHost, maxMtu: number) {
+  /**
+   * `maxMtu` sizes the packet slots; the MTU starts there and may be lowered (the client learns it late).
+   * `now` gives monotonic ms for the session timers.
+   */
+  constructor(tun: Tun, udp: DatagramSocket, host: TunnelHost, maxMtu: number, now: () => number) {
     this.#tun = tun;
     this.#udp = udp;
     this.#host = host;
-    this.mtu = maxMtu;
+    this.#now = now;
+    this.#mtu = maxMtu;
     const slot = maxMtu + DATA_OVERHEAD + SLOT_SLACK;
     this.#out = new DatagramBatch(TUN_BATCH, slot);
     this.#outPlain = this.#out.bufs.map((b) => b.subarray(DATA_HEADER_LENGTH, slot - 16));
@@ -113,13 +121,23 @@ export class Tunnel {
    * serves both directions; with Deno's socket, one loop per direction.
    */
   run(): Promise<void> {
-    if (this.#udp.pollFd >= 0) return this.#pumpLoop();
+    if (this.#udp.pollFd >= 0 && isPollable(this.#tun)) return this.#pumpLoop(this.#tun);
     return Promise.all([this.#tunLoop(), this.#udpLoop()]).then(() => {});
   }
 
   /** Ends the loops at their next wake-up (closing the devices wakes them at once). */
   stop(): void {
     this.#running = false;
+  }
+
+  /** Set the largest inner packet carried (at most the `maxMtu` the slots were sized for). */
+  setMtu(mtu: number): void {
+    this.#mtu = mtu;
+  }
+
+  /** Count a drop the roles saw (handshakes), beside the loops' own. */
+  countDrop(reason: keyof DropCounts): void {
+    this.counters.drops[reason]++;
   }
 
   /** Send one keepalive (an empty data packet) to `peer`; false when there is no session. */
@@ -129,7 +147,7 @@ export class Tunnel {
 
   /** Send a control message (the plaintext `body`) to `peer`; false when there is no session. */
   async sendControl(peer: Peer, body: Uint8Array): Promise<boolean> {
-    const now = performance.now();
+    const now = this.#now();
     const s = peer.sessions.sendSession(now);
     if (s === null || !peer.hasEndpoint) return false;
     const buf = new Uint8Array(DATA_OVERHEAD + body.length);
@@ -137,8 +155,7 @@ export class Tunnel {
     const len = await s.seal(buf, body.length, now);
     if (len < 0) return false;
     if (traceEnabled) traceSealed(peer.name, buf, 0);
-    peer.lastSentAt = now;
-    peer.dataReceivedSince = -1;
+    dataSent(peer, 0, now);
     peer.txPackets++;
     await this.#udp.sendOne(buf, len, peer.endpoint);
     return true;
@@ -150,8 +167,8 @@ export class Tunnel {
    * gives the event loop a turn every YIELD_EVERY_MS; only when idle does it park in a worker-thread poll,
    * whose thread hop (~18 µs of CPU) would otherwise be paid per wake-up.
    */
-  async #pumpLoop(): Promise<void> {
-    const tun = this.#tun, udp = this.#udp, fd = udp.pollFd, batch = this.#in;
+  async #pumpLoop(tun: PollableTun): Promise<void> {
+    const udp = this.#udp, fd = udp.pollFd, batch = this.#in;
     const turn = new EventLoopTurn();
     try {
       let lastTurn = performance.now();
@@ -209,12 +226,12 @@ export class Tunnel {
   #fromTun(): void | Promise<void> {
     const tun = this.#tun, out = this.#out, plain = this.#outPlain, host = this.#host;
     const drops = this.counters.drops;
-    const now = performance.now();
+    const now = this.#now();
     let n = 0;
     while (n < TUN_BATCH) {
       const len = tun.read(plain[n]);
       if (len <= 0) break;
-      if (len > this.mtu) {
+      if (len > this.#mtu) {
         drops.oversize++;
         continue;
       }
@@ -253,9 +270,7 @@ export class Tunnel {
       const peer = peers[i]!;
       peer.txPackets++;
       peer.txBytes += len;
-      peer.lastSentAt = now;
-      peer.dataReceivedSince = -1;
-      if (len > 0 && peer.unansweredSince < 0) peer.unansweredSince = now;
+      dataSent(peer, len, now);
       if (traceEnabled) traceSealed(peer.name, batch.bufs[i], len);
       const r = sessions[i]!.sendKey.sealOne(batch.bufs[i], len);
       if (r instanceof Promise) pending.push(r);
@@ -285,7 +300,7 @@ export class Tunnel {
   #fromUdp(n: number): void | Promise<void> {
     const batch = this.#in, host = this.#host, drops = this.counters.drops;
     const sessions = this.#inSession, peers = this.#inPeer, counters = this.#inCounter;
-    const now = performance.now();
+    const now = this.#now();
     let opening = 0;
     for (let i = 0; i < n; i++) {
       const buf = batch.bufs[i], len = batch.lens[i];
@@ -299,7 +314,7 @@ export class Tunnel {
         }
         continue;
       }
-      if (len > this.mtu + DATA_OVERHEAD) {
+      if (len > this.#mtu + DATA_OVERHEAD) {
         drops.oversize++;
         if (traceEnabled) traceDropped("oversize", batch.endpoints[i]);
         continue;
@@ -365,7 +380,7 @@ export class Tunnel {
       }
       host.authenticated(peer, s, now);
       peer.lastReceivedAt = now;
-      peer.unansweredSince = -1;
+      authenticatedReceived(peer);
       if (!peer.hasEndpoint || !endpointEquals(peer.endpoint, batch.endpoints[i])) {
         const first = !peer.hasEndpoint;
         copyEndpoint(peer.endpoint, batch.endpoints[i]);
@@ -381,7 +396,7 @@ export class Tunnel {
         host.control(peer, pkt, len);
         continue;
       }
-      if (peer.dataReceivedSince < 0) peer.dataReceivedSince = now;
+      dataReceived(peer, now);
       if (!host.sourceAllowed(peer, pkt, len)) {
         peer.drops.no_route++;
         if (traceEnabled) traceDropped("source-not-allowed", batch.endpoints[i], peer.name);

@@ -8,6 +8,7 @@ import {
 } from "../../ffi/interface.ts";
 import { type Cidr, formatCidr } from "../net/cidr.ts";
 import type { Cleanup } from "./cleanup.ts";
+import type { HostNetwork } from "./host_network.ts";
 import { formatIp } from "../net/ip_address.ts";
 import { log } from "../ops/log.ts";
 
@@ -48,3 +49,6 @@ function setIpv6Enabled(ifname: string, on: boolean): void {
     }
   }
 }
+
+/** The real host: the kernel's interfaces. */
+export const systemNetwork: HostNetwork = { configureInterface };

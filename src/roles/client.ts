@@ -4,14 +4,7 @@
  */
 import { type Cidr, formatCidr, parseCidr } from "../net/cidr.ts";
 import type { ClientOptions } from "../config/config.ts";
-import {
-  CTRL_CONFIG,
-  CTRL_CONFIG_REQUEST,
-  MSG_RESPONSE,
-  PASSIVE_KEEPALIVE_MS,
-  REKEY_TIMEOUT_MS,
-  UNANSWERED_TIMEOUT_MS,
-} from "../protocol/constants.ts";
+import { CTRL_CONFIG, CTRL_CONFIG_REQUEST, MSG_RESPONSE, REKEY_TIMEOUT_MS } from "../protocol/constants.ts";
 import { type Endpoint, endpointIsV4, endpointToString } from "../net/endpoint.ts";
 import {
   createInitiation,
@@ -29,18 +22,17 @@ import { debugEnabled, log } from "../ops/log.ts";
 import { clientSettingsNeedingRestart } from "../config/settings_diff.ts";
 import { applyLogSettings, reportNotApplied } from "./reload_report.ts";
 import { Peer, peerStatus } from "../dataplane/peer.ts";
-import type { Runtime } from "./runtime.ts";
 import { startRuntime } from "./runtime.ts";
+import { type Role, type RolePieces, roleStatus } from "./role.ts";
 import { Session } from "../protocol/session.ts";
 import { dropCategory, type StatusReport } from "../ops/status_report.ts";
-import type { TunnelHost } from "../dataplane/tunnel.ts";
+import { Tunnel, type TunnelHost } from "../dataplane/tunnel.ts";
+import { failoverDue, initiatorAction, nextRetryMs } from "../protocol/timers.ts";
 import { type AssignedParams, decodeConfigMessage } from "../protocol/wire.ts";
 import { setIpv4Forwarding } from "../host/routing.ts";
 import { hookEnv, runHooks } from "../host/hooks.ts";
 import { type AssignedLimits, CLIENT_MAX_MTU, refuseAssigned } from "../protocol/assigned_limits.ts";
 
-/** Longest wait between handshake attempts while the server does not answer. */
-const MAX_RETRY_MS = 30_000;
 /** Config requests sent (one a second) before giving up on a server that does not answer them. */
 const MAX_CONFIG_REQUESTS = 30;
 /** The config request control message (one byte). */
@@ -48,10 +40,11 @@ const CONFIG_REQUEST = new Uint8Array([CTRL_CONFIG_REQUEST]);
 /** Largest MTU a server may announce (sizes the packet slots before the first handshake). */
 const MAX_MTU = CLIENT_MAX_MTU;
 
-/** The client's control side: one peer (the server). */
-export class Client implements TunnelHost {
+/** The client's control side: one peer (the server); it owns the packet loops. */
+export class Client implements TunnelHost, Role {
   readonly #o: ClientOptions;
-  readonly #rt: Runtime;
+  readonly #pieces: RolePieces;
+  readonly #tunnel: Tunnel;
   readonly #key: HandshakeKey;
   readonly #limits: AssignedLimits;
   readonly #server: Peer;
@@ -79,13 +72,14 @@ export class Client implements TunnelHost {
 
   constructor(
     o: ClientOptions,
-    rt: Runtime,
+    pieces: RolePieces,
     key: HandshakeKey,
     servers: ServerList,
     changes: ClientHostChanges,
   ) {
     this.#o = o;
-    this.#rt = rt;
+    this.#pieces = pieces;
+    this.#tunnel = new Tunnel(pieces.tun, pieces.udp, this, MAX_MTU, pieces.now);
     this.#key = key;
     this.#servers = servers;
     this.#hostChanges = changes;
@@ -118,8 +112,8 @@ export class Client implements TunnelHost {
   handshake(datagram: Uint8Array, from: Uint8Array): void {
     const pending = this.#pending;
     if (datagram[0] !== MSG_RESPONSE || pending === null || pending === this.#refused) {
-      this.#rt.tunnel.counters.drops.malformed++;
-      this.#rt.handshakes.refuse(pending === null ? "unexpected" : "malformed");
+      this.#tunnel.countDrop("malformed");
+      this.#pieces.handshakes.refuse(pending === null ? "unexpected" : "malformed");
       return;
     }
     this.#complete(pending, datagram, from).catch((e) =>
@@ -140,7 +134,7 @@ export class Client implements TunnelHost {
     if (pkt[0] !== CTRL_CONFIG || this.#configured) return;
     const c = decodeConfigMessage(pkt, len);
     if (typeof c === "string") {
-      this.#rt.tunnel.counters.drops.malformed++;
+      this.#tunnel.countDrop("malformed");
       return;
     }
     this.#configured = true;
@@ -157,8 +151,9 @@ export class Client implements TunnelHost {
     const index = this.#freshIndex();
     const requested = this.#assigned?.ipv4?.address ??
       (this.#o.address ? formatIp(this.#o.address.address) : null);
-    if (this.#attempts++ === 0) this.#tryingSince = performance.now();
-    this.#pendingSentAt = performance.now();
+    const now = this.#pieces.now();
+    if (this.#attempts++ === 0) this.#tryingSince = now;
+    this.#pendingSentAt = now;
     if (debugEnabled) log.debug("handshake initiated", { reason: why, attempt: this.#attempts });
     createInitiation(this.#key, {
       senderIndex: index,
@@ -169,7 +164,7 @@ export class Client implements TunnelHost {
         if (this.#pending) this.#byIndex.delete(this.#pending.senderIndex);
         this.#pending = p;
         this.#byIndex.set(index, this.#server);
-        await this.#rt.udp.sendOne(p.message, p.message.length, this.#server.endpoint);
+        await this.#pieces.udp.sendOne(p.message, p.message.length, this.#server.endpoint);
       })
       .catch((e) => log.error("cannot send handshake", { error: (e as Error).message }))
       .finally(() => this.#initiating = false);
@@ -184,8 +179,8 @@ export class Client implements TunnelHost {
   async #complete(pending: PendingInitiation, datagram: Uint8Array, from: Uint8Array): Promise<void> {
     const r = await pending.consumeResponse(datagram);
     if (!r.ok) {
-      this.#rt.tunnel.counters.drops[dropCategory(r.reason)]++;
-      this.#rt.handshakes.refuse(r.reason);
+      this.#tunnel.countDrop(dropCategory(r.reason));
+      this.#pieces.handshakes.refuse(r.reason);
       if (debugEnabled) log.debug("response dropped", { reason: r.reason, from: endpointToString(from) });
       return;
     }
@@ -202,14 +197,14 @@ export class Client implements TunnelHost {
       return;
     }
     this.#pending = null;
-    const now = performance.now();
-    const session = await Session.create(this.#rt.aead, { ...hs, isInitiator: true, now });
+    const now = this.#pieces.now();
+    const session = await Session.create(this.#pieces.aead, { ...hs, isInitiator: true, now });
     const server = this.#server;
     for (const s of server.sessions.installInitiated(session, now)) this.#byIndex.delete(s.localIndex);
     this.#byIndex.set(session.localIndex, server);
     server.endpoint.set(from);
     server.lastHandshakeWallMs = Date.now();
-    this.#rt.handshakes.completed++;
+    this.#pieces.handshakes.completed++;
     server.unansweredSince = -1;
     const first = !server.up;
     server.up = true;
@@ -218,8 +213,8 @@ export class Client implements TunnelHost {
     this.#apply(hs.params);
     // Confirms the new session to the server, which holds it back until a packet arrives on it; the config
     // request does the same and asks for the server's DNS settings.
-    if (this.#configured) await this.#rt.tunnel.sendKeepalive(server);
-    else await this.#rt.tunnel.sendControl(server, CONFIG_REQUEST);
+    if (this.#configured) await this.#tunnel.sendKeepalive(server);
+    else await this.#tunnel.sendControl(server, CONFIG_REQUEST);
     if (first) {
       log.info("handshake complete", {
         server: endpointToString(from),
@@ -240,7 +235,7 @@ export class Client implements TunnelHost {
     this.#assigned = p;
     const cidr = (a: { address: string; prefix: number } | null): Cidr | null =>
       a ? parseCidr(`${a.address}/${a.prefix}`) : null;
-    this.#rt.configureInterface(cidr(p.ipv4), cidr(p.ipv6), p.mtu);
+    this.#configureInterface(cidr(p.ipv4), cidr(p.ipv6), p.mtu);
     if (this.#o.keepalive === undefined) this.#keepaliveMs = p.keepaliveSeconds * 1000;
     this.#hostChanges.tunnelUp(this.#server.endpoint, p.ipv6 !== null);
     if (this.#hooked) return;
@@ -256,9 +251,9 @@ export class Client implements TunnelHost {
   #hooks(address: Cidr | null, address6: Cidr | null): void {
     const o = this.#o;
     if (o.postUp.length === 0 && o.preDown.length === 0) return;
-    const env = { ...hookEnv("client", this.#rt.tunName, address, address6) };
+    const env = { ...hookEnv("client", this.#pieces.tun.name, address, address6) };
     env.VPN_SERVER = endpointToString(this.#server.endpoint);
-    this.#rt.cleanup.add("run pre_down", () => runHooks("pre_down", o.preDown, env));
+    this.#pieces.cleanup.add("run pre_down", () => runHooks("pre_down", o.preDown, env));
     runHooks("post_up", o.postUp, env).catch((e) => globalThis.reportError(e));
   }
 
@@ -299,18 +294,48 @@ export class Client implements TunnelHost {
     }).finally(() => this.#initiate("retry"));
   }
 
-  // ---------------------------------------------------------------- timers and status
+  #configureInterface(address: Cidr | null, address6: Cidr | null, mtu: number): void {
+    this.#pieces.network.configureInterface(this.#pieces.tun.name, address, address6, mtu);
+    this.#tunnel.setMtu(mtu);
+  }
+
+  // ---------------------------------------------------------------- running, timers and status
+
+  configure(): void {
+    this.#configureInterface(null, null, MAX_MTU);
+  }
+
+  started(): void {
+    const o = this.#o;
+    log.info("client started", {
+      server: endpointToString(this.#server.endpoint),
+      servers: this.#servers.length > 1 ? o.servers.map(formatHostPort).join(",") : undefined,
+      tun: this.#pieces.tun.name,
+      kill_switch: o.killSwitch || undefined,
+      routes: o.routes.map(formatCidr).join(",") || undefined,
+      default_route: o.defaultRoute || undefined,
+    });
+    this.noSession();
+  }
+
+  run(): Promise<void> {
+    return this.#tunnel.run();
+  }
+
+  stop(): void {
+    this.#tunnel.stop();
+  }
 
   /** Once a second: retries, rekeys, keepalives, and noticing a server that stopped answering. */
   tick(): void {
-    const now = performance.now();
+    const now = this.#pieces.now();
     const server = this.#server;
     for (const s of server.sessions.expire(now)) this.#byIndex.delete(s.localIndex);
     const session = server.sessions.sendSession(now);
     this.#hostChanges.tick();
     if (session !== null && !this.#configured) {
       if (++this.#configRequests <= MAX_CONFIG_REQUESTS) {
-        this.#rt.tunnel.sendControl(server, CONFIG_REQUEST).catch(() => {});
+        this.#tunnel.sendControl(server, CONFIG_REQUEST).catch(() => {});
       } else {
         this.#configured = true;
         log.warn("the server did not send its DNS settings; keeping the host's", {
@@ -318,9 +343,15 @@ export class Client implements TunnelHost {
         });
       }
     }
-    if (this.#pending !== null) {
-      if (now - this.#pendingSentAt >= this.#retryMs) {
-        if (this.#servers.length > 1 && now - this.#tryingSince >= UNANSWERED_TIMEOUT_MS) {
+    const timers = {
+      pending: this.#pending !== null,
+      pendingSentAt: this.#pendingSentAt,
+      retryMs: this.#retryMs,
+      keepaliveMs: this.#keepaliveMs,
+    };
+    switch (initiatorAction(timers, server, session, now)) {
+      case "retry":
+        if (this.#servers.length > 1 && failoverDue(this.#tryingSince, now)) {
           this.#failover("no handshake response");
           return;
         }
@@ -329,39 +360,35 @@ export class Client implements TunnelHost {
           attempt: this.#attempts + 1,
           waited_s: Math.round(this.#retryMs / 1000),
         });
-        this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS);
+        this.#retryMs = nextRetryMs(this.#retryMs);
         this.#retry();
-      }
-      return;
-    }
-    if (session === null) {
-      if (server.up) {
-        server.up = false;
-        log.info("session expired", { server: endpointToString(server.endpoint) });
-      }
-      this.#initiate("no session");
-      return;
-    }
-    if (session.needsRekey(now)) {
-      this.#initiate("rekey");
-      return;
-    }
-    if (server.unansweredSince >= 0 && now - server.unansweredSince >= UNANSWERED_TIMEOUT_MS) {
-      server.unansweredSince = -1;
-      if (this.#servers.length > 1) {
-        this.#failover("data unanswered");
         return;
-      }
-      log.warn("server stopped answering; handshaking again", { server: endpointToString(server.endpoint) });
-      this.#retry();
-      return;
-    }
-    const idle = now - server.lastSentAt;
-    if (
-      (this.#keepaliveMs > 0 && idle >= this.#keepaliveMs) ||
-      (server.dataReceivedSince >= 0 && now - server.dataReceivedSince >= PASSIVE_KEEPALIVE_MS)
-    ) {
-      this.#rt.tunnel.sendKeepalive(server).catch(() => {});
+      case "no-session":
+        if (server.up) {
+          server.up = false;
+          log.info("session expired", { server: endpointToString(server.endpoint) });
+        }
+        this.#initiate("no session");
+        return;
+      case "rekey":
+        this.#initiate("rekey");
+        return;
+      case "unanswered":
+        server.unansweredSince = -1;
+        if (this.#servers.length > 1) {
+          this.#failover("data unanswered");
+          return;
+        }
+        log.warn("server stopped answering; handshaking again", {
+          server: endpointToString(server.endpoint),
+        });
+        this.#retry();
+        return;
+      case "keepalive":
+        this.#tunnel.sendKeepalive(server).catch(() => {});
+        return;
+      case "none":
+        return;
     }
   }
 
@@ -369,9 +396,9 @@ export class Client implements TunnelHost {
   status(): StatusReport {
     const p = this.#server;
     const a = this.#assigned?.ipv4;
-    return this.#rt.report("client", a ? `${a.address}/${a.prefix}` : null, null, [
+    return roleStatus(this.#pieces, "client", a ? `${a.address}/${a.prefix}` : null, null, [
       peerStatus(p, null),
-    ]);
+    ], this.#tunnel.counters.drops);
   }
 }
 
@@ -380,36 +407,29 @@ export async function runClient(o: ClientOptions, reload?: () => ClientOptions):
   const { key } = loadKey(o.key, false);
   const handshakeKey = await deriveHandshakeKey(key);
   const servers = await ServerList.create(o.servers);
-  const server = servers.endpoint;
-  let client: Client | null = null;
   let changes: ClientHostChanges | null = null;
   /** The settings in effect, which a SIGHUP compares the re-read config with. */
   let running = o;
   return await startRuntime({
-    role: "client",
     tun: o.tun,
     crypto: o.crypto,
     udp: o.udp,
     bind: { hostname: servers.endpoints.every(endpointIsV4) ? "0.0.0.0" : "::", port: 0 },
-    mtu: MAX_MTU,
     logLevel: o.logLevel,
     logFormat: o.logFormat,
     metrics: o.metrics,
-    configureTun: (rt) => rt.configureInterface(null, null, MAX_MTU),
-    hostChanges: async (rt) => {
+    role: (pieces) => {
+      changes = new ClientHostChanges(o, pieces.cleanup, pieces.tun.name);
+      return new Client(o, pieces, handshakeKey, servers, changes);
+    },
+    hostChanges: async (pieces) => {
       // A client with a LAN behind it (site-to-site) forwards between the LAN and the tunnel.
       if (o.forward) {
         const old = setIpv4Forwarding(true);
-        rt.cleanup.add("restore IPv4 forwarding", () => void setIpv4Forwarding(old));
+        pieces.cleanup.add("restore IPv4 forwarding", () => void setIpv4Forwarding(old));
       }
       await changes!.start(servers.endpoints);
     },
-    host: (rt) => {
-      changes = new ClientHostChanges(o, rt.cleanup, rt.tunName);
-      return client = new Client(o, rt, handshakeKey, servers, changes);
-    },
-    tick: () => client?.tick(),
-    status: () => client!.status(),
     reload: () => {
       if (!reload) {
         log.info("SIGHUP: a client has nothing to reload; restart it to apply new settings", {});
@@ -425,17 +445,6 @@ export async function runClient(o: ClientOptions, reload?: () => ClientOptions):
       reportNotApplied(changed);
       running = { ...running, logLevel: next.logLevel, logFormat: next.logFormat };
       return Promise.resolve();
-    },
-    started: (rt) => {
-      log.info("client started", {
-        server: endpointToString(server),
-        servers: servers.length > 1 ? o.servers.map(formatHostPort).join(",") : undefined,
-        tun: rt.tunName,
-        kill_switch: o.killSwitch || undefined,
-        routes: o.routes.map(formatCidr).join(",") || undefined,
-        default_route: o.defaultRoute || undefined,
-      });
-      client!.noSession();
     },
   });
 }

@@ -4,7 +4,7 @@
  */
 import { type Cidr, cidrContains, formatCidr, ipEquals, networkOf } from "../net/cidr.ts";
 import type { PeerOptions, ServerOptions } from "../config/config.ts";
-import { CTRL_CONFIG_REQUEST, MSG_INITIATION, PASSIVE_KEEPALIVE_MS } from "../protocol/constants.ts";
+import { CTRL_CONFIG_REQUEST, MSG_INITIATION } from "../protocol/constants.ts";
 import { encodeConfigMessage } from "../protocol/wire.ts";
 import { copyEndpoint, endpointToString } from "../net/endpoint.ts";
 import { formatHostPort } from "../net/host_port.ts";
@@ -31,9 +31,11 @@ import { AddressTable } from "../dataplane/address_table.ts";
 import { AddressPool } from "../dataplane/address_pool.ts";
 import { LogBudget } from "../ops/log_budget.ts";
 import { Session } from "../protocol/session.ts";
-import { dropCategory, type DropCounts, type PeerStatus, type StatusReport } from "../ops/status_report.ts";
-import { type Runtime, startRuntime } from "./runtime.ts";
-import type { TunnelHost } from "../dataplane/tunnel.ts";
+import { dropCategory, type PeerStatus, type StatusReport } from "../ops/status_report.ts";
+import { startRuntime } from "./runtime.ts";
+import { type Role, type RolePieces, roleStatus } from "./role.ts";
+import { Tunnel, type TunnelHost } from "../dataplane/tunnel.ts";
+import { responderAction } from "../protocol/timers.ts";
 import { addMasquerade, setIpv4Forwarding, setIpv6Forwarding } from "../host/routing.ts";
 import { RouteTable } from "../dataplane/route_table.ts";
 import { PeerRoutes } from "../host/peer_routes.ts";
@@ -67,10 +69,11 @@ function samePeer(c: ConfiguredPeer, p: PeerOptions, key: HandshakeKey | null): 
     c.keyId === (key?.keyIdValue ?? null);
 }
 
-/** The server's control side: peers, addresses, handshakes. */
-export class Server implements TunnelHost {
+/** The server's control side: peers, addresses, handshakes; it owns the packet loops. */
+export class Server implements TunnelHost, Role {
   readonly #o: ServerOptions;
-  readonly #rt: Runtime;
+  readonly #pieces: RolePieces;
+  readonly #tunnel: Tunnel;
   readonly #responder: Responder;
   readonly #keys = new Map<bigint, HandshakeKey>();
   readonly #configMessage: Uint8Array;
@@ -106,12 +109,14 @@ export class Server implements TunnelHost {
 
   constructor(
     o: ServerOptions,
-    rt: Runtime,
+    pieces: RolePieces,
     sharedKey: HandshakeKey | null,
     peerKeys: (HandshakeKey | null)[],
   ) {
     this.#o = o;
-    this.#rt = rt;
+    this.#pieces = pieces;
+    this.#tunnel = new Tunnel(pieces.tun, pieces.udp, this, o.mtu, pieces.now);
+    this.#tunnel.relayClients = o.clientToClient;
     this.#network = networkOf(o.address);
     this.#serverAddr4 = ipv4ToNumber(o.address.address);
     const net = ipv4ToNumber(this.#network.address);
@@ -244,13 +249,13 @@ export class Server implements TunnelHost {
 
   handshake(datagram: Uint8Array, from: Uint8Array): void {
     if (datagram[0] !== MSG_INITIATION) {
-      this.#rt.tunnel.counters.drops.malformed++;
-      this.#rt.handshakes.refuse("malformed");
+      this.#tunnel.countDrop("malformed");
+      this.#pieces.handshakes.refuse("malformed");
       return;
     }
     if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) {
-      this.#rt.tunnel.counters.drops.replay++; // counted with the responder's other "busy" drops
-      this.#rt.handshakes.refuse("busy");
+      this.#tunnel.countDrop("replay"); // counted with the responder's other "busy" drops
+      this.#pieces.handshakes.refuse("busy");
       if (debugEnabled) log.debug("handshake dropped: too many in flight", { from: endpointToString(from) });
       return;
     }
@@ -292,20 +297,19 @@ export class Server implements TunnelHost {
       peer.drops.malformed++;
       return;
     }
-    const now = performance.now();
+    const now = this.#pieces.now();
     if (now - (this.#configSentAt.get(peer) ?? -Infinity) < CONFIG_REPLY_INTERVAL_MS) return;
     this.#configSentAt.set(peer, now);
-    this.#rt.tunnel.sendControl(peer, this.#configMessage).catch(() => {});
+    this.#tunnel.sendControl(peer, this.#configMessage).catch(() => {});
   }
 
   // ---------------------------------------------------------------- handshakes
 
   async #answer(datagram: Uint8Array, from: Uint8Array): Promise<void> {
-    const drops = this.#rt.tunnel.counters.drops;
     const opened = await this.#responder.openInitiation(datagram);
     if (!opened.ok) {
-      drops[dropCategory(opened.reason)]++;
-      this.#rt.handshakes.refuse(opened.reason);
+      this.#tunnel.countDrop(dropCategory(opened.reason));
+      this.#pieces.handshakes.refuse(opened.reason);
       if (debugEnabled) {
         log.debug("initiation dropped", { reason: opened.reason, from: endpointToString(from) });
       }
@@ -317,12 +321,12 @@ export class Server implements TunnelHost {
     // never falls back to the shared key's dynamic addresses.
     const pinned = this.#pinnedByKey.get(keyId);
     if (pinned === undefined && keyId !== this.#sharedKey?.keyIdValue) {
-      this.#revoked(drops, from);
+      this.#revoked(from);
       return;
     }
     const peer = pinned?.peer ?? this.#assign(init.requestedAddress);
     if (peer === null) {
-      this.#rt.handshakes.refuse("no_address");
+      this.#pieces.handshakes.refuse("no_address");
       log.warn("no free address for a new client", {
         subnet: formatCidr(this.#o.address),
         from: endpointToString(from),
@@ -345,20 +349,20 @@ export class Server implements TunnelHost {
         },
       });
       if (!answered.ok) {
-        drops[dropCategory(answered.reason)]++;
-        this.#rt.handshakes.refuse(answered.reason);
+        this.#tunnel.countDrop(dropCategory(answered.reason));
+        this.#pieces.handshakes.refuse(answered.reason);
         return;
       }
-      const session = await Session.create(this.#rt.aead, {
+      const session = await Session.create(this.#pieces.aead, {
         ...answered.value,
         isInitiator: false,
-        now: performance.now(),
+        now: this.#pieces.now(),
       });
       // A reload or an expiry may have run during the awaits: answer only if the key still stands for
       // this peer and the peer still holds its addresses (a disconnected peer is not brought back).
       if (!this.#admits(keyId, peer)) {
         session.dispose();
-        this.#revoked(drops, from);
+        this.#revoked(from);
         return;
       }
       this.#unmap(peer.sessions.installResponded(session));
@@ -366,14 +370,14 @@ export class Server implements TunnelHost {
       // authenticates on this session: a replayed or spoofed-source initiation moves nothing.
       this.#pendingEndpoint.set(session, from);
       hs = answered.value;
-      this.#rt.handshakes.completed++;
+      this.#pieces.handshakes.completed++;
     } finally {
       if (hs === null) this.#indexes.release(index, peer);
       const n = this.#answering.get(peer)! - 1;
       if (n === 0) this.#answering.delete(peer);
       else this.#answering.set(peer, n);
     }
-    await this.#rt.udp.sendOne(hs.message, hs.message.length, from);
+    await this.#pieces.udp.sendOne(hs.message, hs.message.length, from);
     if (debugEnabled) log.debug("handshake answered", { peer: peer.name, from: endpointToString(from) });
   }
 
@@ -386,9 +390,9 @@ export class Server implements TunnelHost {
   }
 
   /** An initiation under a key that is no longer configured (removed by a reload while it was checked). */
-  #revoked(drops: DropCounts, from: Uint8Array): void {
-    drops[dropCategory("unknown-key")]++;
-    this.#rt.handshakes.refuse("revoked");
+  #revoked(from: Uint8Array): void {
+    this.#tunnel.countDrop(dropCategory("unknown-key"));
+    this.#pieces.handshakes.refuse("revoked");
     if (debugEnabled) log.debug("initiation dropped", { reason: "revoked", from: endpointToString(from) });
   }
 
@@ -444,11 +448,42 @@ export class Server implements TunnelHost {
     }
   }
 
-  // ---------------------------------------------------------------- timers and status
+  // ---------------------------------------------------------------- running, timers and status
+
+  configure(): void {
+    const o = this.#o;
+    this.#pieces.network.configureInterface(this.#pieces.tun.name, o.address, o.address6 ?? null, o.mtu);
+    this.#tunnel.setMtu(o.mtu);
+  }
+
+  started(): void {
+    const o = this.#o;
+    log.info("server started", {
+      listen: this.#pieces.udp.localAddress,
+      requested: formatHostPort(o.listen),
+      tun: this.#pieces.tun.name,
+      address: formatCidr(o.address),
+      address6: o.address6 ? formatCidr(o.address6) : undefined,
+      mtu: o.mtu,
+      peers: o.peers.length,
+      shared_key: o.sharedKey,
+      client_to_client: o.clientToClient,
+      dns: o.dns.join(",") || undefined,
+      dns_search: o.dnsSearch.join(",") || undefined,
+    });
+  }
+
+  run(): Promise<void> {
+    return this.#tunnel.run();
+  }
+
+  stop(): void {
+    this.#tunnel.stop();
+  }
 
   /** Once a second: expire sessions, announce peers that went down, send passive keepalives. */
   tick(): void {
-    const now = performance.now();
+    const now = this.#pieces.now();
     for (const peer of this.#peers) {
       this.#unmap(peer.sessions.expire(now));
       const live = peer.sessions.current !== null || peer.sessions.next !== null;
@@ -460,11 +495,7 @@ export class Server implements TunnelHost {
         this.#release(peer);
         continue;
       }
-      if (
-        live && peer.dataReceivedSince >= 0 && now - peer.dataReceivedSince >= PASSIVE_KEEPALIVE_MS
-      ) {
-        this.#rt.tunnel.sendKeepalive(peer).catch(() => {});
-      }
+      if (responderAction(live, peer, now) === "keepalive") this.#tunnel.sendKeepalive(peer).catch(() => {});
     }
   }
 
@@ -472,7 +503,15 @@ export class Server implements TunnelHost {
   status(): StatusReport {
     const peers: PeerStatus[] = [];
     for (const p of this.#peers) peers.push(peerStatus(p, formatIp(numberToIpv4(p.address4))));
-    return this.#rt.report("server", formatCidr(this.#o.address), this.#rt.udp.localAddress, peers);
+    const p = this.#pieces;
+    return roleStatus(
+      p,
+      "server",
+      formatCidr(this.#o.address),
+      p.udp.localAddress,
+      peers,
+      this.#tunnel.counters.drops,
+    );
   }
 }
 
@@ -498,44 +537,38 @@ export async function runServer(o: ServerOptions, reload?: () => ServerOptions):
   /** The settings in effect, which a SIGHUP compares the re-read config with. */
   let running = o;
   return await startRuntime({
-    role: "server",
     tun: o.tun,
     crypto: o.crypto,
     udp: o.udp,
     bind: o.listen,
-    mtu: o.mtu,
     logLevel: o.logLevel,
     logFormat: o.logFormat,
     metrics: o.metrics,
-    configureTun: (rt) => rt.configureInterface(o.address, o.address6 ?? null, o.mtu),
-    hostChanges: async (rt) => {
+    role: (pieces) => (server = new Server(o, pieces, shared, peerKeys)),
+    hostChanges: async (pieces) => {
       if (o.forward) {
         const old = setIpv4Forwarding(true);
-        rt.cleanup.add("restore IPv4 forwarding", () => void setIpv4Forwarding(old));
+        pieces.cleanup.add("restore IPv4 forwarding", () => void setIpv4Forwarding(old));
         if (o.address6) {
           const old6 = setIpv6Forwarding(true);
-          rt.cleanup.add("restore IPv6 forwarding", () => void setIpv6Forwarding(old6));
+          pieces.cleanup.add("restore IPv6 forwarding", () => void setIpv6Forwarding(old6));
         }
       }
       if (o.nat) {
         for (const net of o.address6 ? [o.address, o.address6] : [o.address]) {
           const m = await addMasquerade(o.nat, formatCidr(networkOf(net)));
-          rt.cleanup.add(`remove ${m.rule}`, () => m.remove());
+          pieces.cleanup.add(`remove ${m.rule}`, () => m.remove());
           log.info("masquerading", { rule: m.rule, tool: m.tool });
         }
       }
-      rt.tunnel.relayClients = o.clientToClient;
-      kernelRoutes = new PeerRoutes(rt.tunName, rt.cleanup);
+      kernelRoutes = new PeerRoutes(pieces.tun.name, pieces.cleanup);
       kernelRoutes.sync(server!.peerRoutes());
-      writePidFile(rt.cleanup, rt.tunName, o.configFile ?? null);
-      const env = hookEnv("server", rt.tunName, o.address, o.address6 ?? null);
+      writePidFile(pieces.cleanup, pieces.tun.name, o.configFile ?? null);
+      const env = hookEnv("server", pieces.tun.name, o.address, o.address6 ?? null);
       // pre_down is registered first so it also runs after a post_up that failed half-way.
-      rt.cleanup.add("run pre_down", () => runHooks("pre_down", o.preDown, env));
+      pieces.cleanup.add("run pre_down", () => runHooks("pre_down", o.preDown, env));
       await runHooks("post_up", o.postUp, env);
     },
-    host: (rt) => (server = new Server(o, rt, shared, peerKeys)),
-    tick: () => server?.tick(),
-    status: () => server!.status(),
     reload: reload && (async () => {
       const next = reload();
       const keys = await Promise.all(next.peers.map((p) => p.key ? deriveHandshakeKey(p.key) : null));
@@ -546,19 +579,5 @@ export async function runServer(o: ServerOptions, reload?: () => ServerOptions):
       reportNotApplied(settingsNeedingRestart(running, next));
       running = { ...running, logLevel: next.logLevel, logFormat: next.logFormat, peers: next.peers };
     }),
-    started: (rt) =>
-      log.info("server started", {
-        listen: rt.udp.localAddress,
-        requested: formatHostPort(o.listen),
-        tun: rt.tunName,
-        address: formatCidr(o.address),
-        address6: o.address6 ? formatCidr(o.address6) : undefined,
-        mtu: o.mtu,
-        peers: o.peers.length,
-        shared_key: o.sharedKey,
-        client_to_client: o.clientToClient,
-        dns: o.dns.join(",") || undefined,
-        dns_search: o.dnsSearch.join(",") || undefined,
-      }),
   });
 }
