@@ -1,7 +1,8 @@
 /**
  * Data-path AEAD benchmark: seal and open rates of AES-256-GCM for 64-, 512- and 1400-byte packets,
  * one at a time and in batches of 64, for the OpenSSL (FFI) and WebCrypto `PacketAead` backends, the
- * `Session` layer on top of OpenSSL (header, counter, replay window), and `node:crypto` for comparison.
+ * `Session` layer on top (header, counter, replay window, in the steps tunnel.ts runs), and `node:crypto`
+ * for comparison.
  *
  * Usage: deno run -A bench/crypto_bench.ts [seconds per case, default 1] [--json]
  * Open cases restore the sealed datagram from a pristine copy before each open (a <= 1.4 KB memcpy,
@@ -95,19 +96,29 @@ async function benchBackend(backend: AeadBackend, raw: Uint8Array, size: number)
     setCounter(one, ctr++);
     return key.sealOne(one, size);
   });
-  // seal, batches of 64
+  // seal, batches of 64, as the data path seals a batch: every packet issued, then one wait if async
+  const pending: Promise<unknown>[] = [];
+  const settle = (): void | Promise<void> => {
+    if (pending.length === 0) return;
+    const all = Promise.all(pending);
+    pending.length = 0;
+    return all.then(() => {});
+  };
   await measure(name, "seal", size, BATCH, BATCH, () => {
     for (let i = 0; i < BATCH; i++) {
       setCounter(bufs[i], ctr++);
-      lens[i] = size;
+      const r = key.sealOne(bufs[i], size);
+      if (r instanceof Promise) pending.push(r);
     }
-    return key.seal(bufs, lens, BATCH);
+    return settle();
   });
   // open: prepare sealed packets and pristine copies
-  lens.fill(size);
-  for (let i = 0; i < BATCH; i++) setCounter(bufs[i], i);
-  const s = key.seal(bufs, lens, BATCH);
-  if (s instanceof Promise) await s;
+  for (let i = 0; i < BATCH; i++) {
+    setCounter(bufs[i], i);
+    const r = key.sealOne(bufs[i], size);
+    if (r instanceof Promise) pending.push(r);
+  }
+  await settle();
   const pristine = bufs.map((b) => b.slice());
   const total = size + 29;
   await measure(name, "open", size, 1, 1, () => {
@@ -126,10 +137,12 @@ async function benchBackend(backend: AeadBackend, raw: Uint8Array, size: number)
   await measure(name, "open", size, BATCH, BATCH, () => {
     for (let i = 0; i < BATCH; i++) {
       bufs[i].set(pristine[i]);
-      lens[i] = total;
+      const r = key.openOne(bufs[i], total);
+      if (typeof r === "number") lens[i] = r;
+      else pending.push(r.then((n) => lens[i] = n));
     }
-    const r = key.open(bufs, lens, BATCH);
-    if (r instanceof Promise) return r.then(check);
+    const r = settle();
+    if (r !== undefined) return r.then(check);
     check();
   });
   key.dispose();
@@ -146,11 +159,20 @@ async function benchSession(backend: AeadBackend, raw: Uint8Array, size: number)
     });
   const c = await mk(true);
   let recv = await mk(false);
-  const bufs = slots(size, BATCH), lens = new Int32Array(BATCH).fill(size);
+  const bufs = slots(size, BATCH);
   const name = `session+${backend.kind}`;
+  // As tunnel.ts seals a batch: every header (prepareSeal) while draining, then the AEAD per packet.
+  const pending: Promise<unknown>[] = [];
   await measure(name, "seal", size, BATCH, BATCH, () => {
-    const r = c.sealBatch(bufs, lens, BATCH, 1);
-    if (r instanceof Promise) return r.then(() => {});
+    for (let i = 0; i < BATCH; i++) c.prepareSeal(bufs[i], 1);
+    for (let i = 0; i < BATCH; i++) {
+      const r = c.sendKey.sealOne(bufs[i], size);
+      if (r instanceof Promise) pending.push(r);
+    }
+    if (pending.length === 0) return;
+    const all = Promise.all(pending);
+    pending.length = 0;
+    return all.then(() => {});
   });
   // Opens need unseen counters (replay window): seal a stock of datagrams with consecutive counters
   // up front; when it runs out, a fresh receiver makes the same stock valid again.
@@ -174,9 +196,13 @@ async function benchSession(backend: AeadBackend, raw: Uint8Array, size: number)
       });
     }
     work.set(stock[k++]);
-    const r = recv.open(work, total, 1);
-    if (typeof r !== "number") return r.then((n) => void (n !== size && bad++));
-    if (r !== size) bad++;
+    // As tunnel.ts receives: counter pre-check, tag check in place, then commit the counter.
+    const counter = recv.checkReceive(work, 1);
+    if (counter < 0) return void bad++;
+    const r = recv.recvKey.openOne(work, total);
+    const done = (n: number) => void ((n !== size || !recv.acceptCounter(counter)) && bad++);
+    if (typeof r !== "number") return r.then(done);
+    done(r);
   });
   if (bad > 0) throw new Error(`${bad} session opens failed`);
   c.dispose();

@@ -11,6 +11,7 @@
 import { TunDevice } from "../ffi/tun_device.ts";
 import { setInterfaceAddress, setInterfaceMtu, setInterfaceUp } from "../ffi/interface.ts";
 import { type BatchMemory, UdpSocket } from "../ffi/udp_socket.ts";
+import { requireIp } from "../src/net/ip_address.ts";
 
 const ROLE_ENV = "VPN_TUN_BENCH_ROLE";
 const SIZES = [64, 1400];
@@ -118,7 +119,7 @@ async function readPath(tun: TunDevice, size: number, seconds: number): Promise<
 async function runAll(seconds: number) {
   const tun = TunDevice.open("vb0");
   try {
-    setInterfaceAddress("vb0", "10.210.0.1", 24);
+    setInterfaceAddress("vb0", requireIp("10.210.0.1"), 24);
     setInterfaceMtu("vb0", 1500);
     setInterfaceUp("vb0");
     setInterfaceUp("lo");

@@ -1,7 +1,8 @@
 /**
  * Network interface setup through ioctls on an AF_INET / AF_INET6 datagram socket (what ifconfig and
  * route(8) do), so the program needs no iproute2. Each call opens and closes its own socket: these run a
- * few times at start-up, never per packet.
+ * few times at start-up, never per packet. Addresses are raw bytes (4 for IPv4, 16 for IPv6); the caller
+ * parses and formats text.
  */
 import { errno, ErrnoError, libc } from "./libc.ts";
 import {
@@ -17,8 +18,6 @@ import {
   rtentry,
   view,
 } from "./ifreq.ts";
-import { checkPrefixLength, networkOf, prefixMask, requireCidr } from "../src/net/cidr.ts";
-import { formatIp, requireIp } from "../src/net/ip_address.ts";
 
 const SIOCADDRT = 0x890bn;
 const SIOCDELRT = 0x890cn;
@@ -75,6 +74,33 @@ function checkName(action: string, ifname: string): void {
   }
 }
 
+/** The netmask of a prefix length, `length` bytes (4 or 16). */
+function maskOf(prefixLength: number, length: number): Uint8Array {
+  const m = new Uint8Array(length);
+  for (let i = 0; i < length; i++) m[i] = 0xff & ~(0xff >> Math.max(0, Math.min(8, prefixLength - 8 * i)));
+  return m;
+}
+
+/** Refuses an address that is not 4 or 16 bytes or a prefix length out of range for it. */
+function checkAddress(action: string, address: Uint8Array, prefixLength: number): void {
+  if (address.length !== 4 && address.length !== 16) {
+    throw new InterfaceError(action, "EINVAL", `an address is 4 or 16 bytes, got ${address.length}`);
+  }
+  const max = address.length * 8;
+  if (!Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > max) {
+    throw new InterfaceError(action, "EINVAL", `prefix length must be 0..${max}, got ${prefixLength}`);
+  }
+}
+
+/** Text of an address for messages only: dotted IPv4, uncompressed hex IPv6. */
+function show(address: Uint8Array): string {
+  if (address.length === 4) return address.join(".");
+  if (address.length !== 16) return `(${address.length} bytes)`;
+  const words: string[] = [];
+  for (let i = 0; i < 16; i += 2) words.push(((address[i] << 8) | address[i + 1]).toString(16));
+  return words.join(":");
+}
+
 /** Run `body` with a fresh datagram socket of `family`, closing it afterwards. */
 function withSocket<T>(action: string, family: number, body: (fd: number) => T): T {
   const fd = libc.socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -108,32 +134,26 @@ export function interfaceIndex(ifname: string): number {
 }
 
 /**
- * Give `ifname` an address: IPv4 sets address then netmask (SIOCSIFADDR + SIOCSIFNETMASK, replacing the
- * interface's primary IPv4 address); IPv6 adds one more address (SIOCSIFADDR with in6_ifreq).
+ * Give `ifname` an address (4 or 16 bytes): IPv4 sets address then netmask (SIOCSIFADDR + SIOCSIFNETMASK,
+ * replacing the interface's primary IPv4 address); IPv6 adds one more address (SIOCSIFADDR with in6_ifreq).
  */
-export function setInterfaceAddress(ifname: string, address: string, prefixLength: number): void {
-  const action = `set address ${address}/${prefixLength} on "${ifname}"`;
+export function setInterfaceAddress(ifname: string, address: Uint8Array, prefixLength: number): void {
+  const action = `set address ${show(address)}/${prefixLength} on "${ifname}"`;
   checkName(action, ifname);
-  let bytes;
-  try {
-    bytes = requireIp(address);
-    checkPrefixLength(prefixLength, bytes.length === 4 ? 4 : 6);
-  } catch (e) {
-    throw new InterfaceError(action, "EINVAL", (e as Error).message, { cause: e });
-  }
-  if (bytes.length === 4) {
+  checkAddress(action, address, prefixLength);
+  if (address.length === 4) {
     withSocket(action, AF_INET, (fd) => {
       const ifr = ifreq(ifname);
-      putSockaddrIn(ifr, IFR_DATA, bytes);
+      putSockaddrIn(ifr, IFR_DATA, address);
       ioctlOrThrow(fd, SIOCSIFADDR, ifr, action, "ioctl(SIOCSIFADDR)");
       const mask = ifreq(ifname);
-      putSockaddrIn(mask, IFR_DATA, prefixMask(prefixLength, 4));
+      putSockaddrIn(mask, IFR_DATA, maskOf(prefixLength, 4));
       ioctlOrThrow(fd, SIOCSIFNETMASK, mask, action, "ioctl(SIOCSIFNETMASK)");
     });
   } else {
     const index = interfaceIndex(ifname);
     withSocket(action, AF_INET6, (fd) => {
-      ioctlOrThrow(fd, SIOCSIFADDR, in6Ifreq(bytes, prefixLength, index), action, "ioctl(SIOCSIFADDR)");
+      ioctlOrThrow(fd, SIOCSIFADDR, in6Ifreq(address, prefixLength, index), action, "ioctl(SIOCSIFADDR)");
     });
   }
 }
@@ -170,7 +190,8 @@ export interface InterfaceInfo {
   index: number;
   mtu: number;
   up: boolean;
-  ipv4?: { address: string; netmask: string };
+  /** Primary IPv4 address and netmask, 4 bytes each. */
+  ipv4?: { address: Uint8Array; netmask: Uint8Array };
 }
 
 /** Read an interface's index, MTU, UP flag and primary IPv4 address/netmask back from the kernel. */
@@ -194,46 +215,52 @@ export function getInterfaceInfo(ifname: string): InterfaceInfo {
     }
     const mask = get(SIOCGIFNETMASK, "ioctl(SIOCGIFNETMASK)");
     info.ipv4 = {
-      address: formatIp(getSockaddrIn(addr, IFR_DATA)),
-      netmask: formatIp(getSockaddrIn(mask, IFR_DATA)),
+      address: getSockaddrIn(addr, IFR_DATA),
+      netmask: getSockaddrIn(mask, IFR_DATA),
     };
     return info;
   });
 }
 
-function route(op: "add" | "delete", cidr: string, ifname: string, gateway?: string): void {
-  const action = `${op} route ${cidr} dev ${ifname}${gateway ? ` via ${gateway}` : ""}`;
+/** A route: destination network (4 or 16 bytes; host bits are cleared) and prefix length, optional gateway. */
+export interface RouteSpec {
+  readonly destination: Uint8Array;
+  readonly prefixLength: number;
+  readonly gateway?: Uint8Array;
+}
+
+function route(op: "add" | "delete", r: RouteSpec, ifname: string): void {
+  const { prefixLength, gateway } = r;
+  const action = `${op} route ${show(r.destination)}/${prefixLength} dev ${ifname}` +
+    (gateway ? ` via ${show(gateway)}` : "");
   checkName(action, ifname);
-  let dst, gw;
-  try {
-    dst = networkOf(requireCidr(cidr)); // "10.0.0.5/24" means 10.0.0.0/24, as the kernel wants
-    gw = gateway === undefined ? null : requireIp(gateway);
-  } catch (e) {
-    throw new InterfaceError(action, "EINVAL", (e as Error).message, { cause: e });
-  }
-  if (gw && gw.length !== dst.address.length) {
+  checkAddress(action, r.destination, prefixLength);
+  if (gateway && gateway.length !== r.destination.length) {
     throw new InterfaceError(action, "EINVAL", "gateway and destination are of different IP versions");
   }
+  // "10.0.0.5/24" means 10.0.0.0/24, as the kernel wants.
+  const mask = maskOf(prefixLength, r.destination.length);
+  const dst = r.destination.map((b, i) => b & mask[i]);
   const request = op === "add" ? SIOCADDRT : SIOCDELRT;
   const call = op === "add" ? "ioctl(SIOCADDRT)" : "ioctl(SIOCDELRT)";
-  if (dst.family === 4) {
-    const { buf, devName } = rtentry(dst.address, prefixMask(dst.prefixLength, 4), gw, ifname);
+  if (dst.length === 4) {
+    const { buf, devName } = rtentry(dst, mask, gateway ?? null, ifname);
     withSocket(action, AF_INET, (fd) => ioctlOrThrow(fd, request, buf, action, call));
     devName.fill(0); // keeps the name buffer (pointed to by rt_dev) alive until after the ioctl
   } else {
-    const msg = in6Rtmsg(dst.address, dst.prefixLength, gw, interfaceIndex(ifname));
+    const msg = in6Rtmsg(dst, prefixLength, gateway ?? null, interfaceIndex(ifname));
     withSocket(action, AF_INET6, (fd) => ioctlOrThrow(fd, request, msg, action, call));
   }
 }
 
-/** Add a route to `cidr` (IPv4 or IPv6) out of `ifname`, optionally via `gateway` (SIOCADDRT). */
-export function addRoute(cidr: string, ifname: string, gateway?: string): void {
-  route("add", cidr, ifname, gateway);
+/** Add a route (IPv4 or IPv6) out of `ifname`, optionally via a gateway (SIOCADDRT). */
+export function addRoute(r: RouteSpec, ifname: string): void {
+  route("add", r, ifname);
 }
 
 /** Delete a route added by `addRoute` with the same arguments (SIOCDELRT). */
-export function deleteRoute(cidr: string, ifname: string, gateway?: string): void {
-  route("delete", cidr, ifname, gateway);
+export function deleteRoute(r: RouteSpec, ifname: string): void {
+  route("delete", r, ifname);
 }
 
 /**
@@ -283,9 +310,9 @@ export function defaultRouteV6(): { gateway: string; ifname: string } | null {
 }
 
 /** The IPv4 default route of the main table with the lowest metric, from /proc/net/route, or null. */
-export function defaultRouteV4(): { gateway: string; ifname: string } | null {
+export function defaultRouteV4(): { gateway: Uint8Array; ifname: string } | null {
   const lines = Deno.readTextFileSync("/proc/net/route").trim().split("\n").slice(1);
-  let best: { gateway: string; ifname: string; metric: number } | null = null;
+  let best: { gateway: Uint8Array; ifname: string; metric: number } | null = null;
   for (const line of lines) {
     // Iface Destination Gateway Flags RefCnt Use Metric Mask MTU Window IRTT (hex, address in host order)
     const f = line.trim().split(/\s+/);
@@ -296,7 +323,7 @@ export function defaultRouteV4(): { gateway: string; ifname: string } | null {
     if (best && best.metric <= metric) continue;
     const n = parseInt(f[2], 16);
     const gw = new Uint8Array([n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24]);
-    best = { gateway: formatIp(gw), ifname: f[0], metric };
+    best = { gateway: gw, ifname: f[0], metric };
   }
   return best && { gateway: best.gateway, ifname: best.ifname };
 }

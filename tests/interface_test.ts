@@ -14,6 +14,7 @@ import {
   setInterfaceMtu,
   setInterfaceUp,
 } from "../ffi/interface.ts";
+import { infoText, ip, route } from "./ffi_args.ts";
 import { formatIp } from "../src/net/ip_address.ts";
 import { assertThrows } from "./assert.ts";
 import { childCases, serveChildCase } from "./netns/child_case.ts";
@@ -46,7 +47,7 @@ function routesV6(): string[] {
 /** A TUN "vt0" with 10.201.0.1/24, up. */
 function tunUp(): TunDevice {
   const tun = TunDevice.open("vt0");
-  setInterfaceAddress("vt0", "10.201.0.1", 24);
+  setInterfaceAddress("vt0", ip("10.201.0.1"), 24);
   setInterfaceUp("vt0");
   return tun;
 }
@@ -59,10 +60,10 @@ const CASES: Record<string, () => Promise<void> | void> = {
     strictEqual(before.ipv4, undefined, "no IPv4 address yet");
     strictEqual(before.mtu, 1500, "TUN default MTU");
     strictEqual(interfaceIndex("vt0"), before.index);
-    setInterfaceAddress("vt0", "10.201.0.77", 20);
+    setInterfaceAddress("vt0", ip("10.201.0.77"), 20);
     setInterfaceMtu("vt0", 1420);
     setInterfaceUp("vt0");
-    deepStrictEqual(getInterfaceInfo("vt0"), {
+    deepStrictEqual(infoText(getInterfaceInfo("vt0")), {
       index: before.index,
       mtu: 1420,
       up: true,
@@ -70,14 +71,17 @@ const CASES: Record<string, () => Promise<void> | void> = {
     });
     ok(routesV4().includes("10.201.0.0/20 vt0"), "kernel added the connected route for the new prefix");
     // Changing the address replaces the primary one.
-    setInterfaceAddress("vt0", "10.201.0.1", 24);
-    deepStrictEqual(getInterfaceInfo("vt0").ipv4, { address: "10.201.0.1", netmask: "255.255.255.0" });
+    setInterfaceAddress("vt0", ip("10.201.0.1"), 24);
+    deepStrictEqual(infoText(getInterfaceInfo("vt0")).ipv4, {
+      address: "10.201.0.1",
+      netmask: "255.255.255.0",
+    });
     tun.close();
   },
 
   async ipv6Address() {
     const tun = tunUp();
-    setInterfaceAddress("vt0", "fd00:201::1", 64);
+    setInterfaceAddress("vt0", ip("fd00:201::1"), 64);
     const line = Deno.readTextFileSync("/proc/net/if_inet6").split("\n").find((l) =>
       l.startsWith("fd000201000000000000000000000001")
     );
@@ -93,7 +97,7 @@ const CASES: Record<string, () => Promise<void> | void> = {
       prefixlen: number;
     }[];
     ok(addrs.some((a) => a.local === "fd00:201::1" && a.prefixlen === 64), JSON.stringify(addrs));
-    const dup = assertThrows(() => setInterfaceAddress("vt0", "fd00:201::1", 64), InterfaceError);
+    const dup = assertThrows(() => setInterfaceAddress("vt0", ip("fd00:201::1"), 64), InterfaceError);
     strictEqual(dup.code, "EEXIST");
     await Promise.resolve();
     tun.close();
@@ -102,10 +106,10 @@ const CASES: Record<string, () => Promise<void> | void> = {
   routesV4() {
     const tun = tunUp();
     setInterfaceUp("lo");
-    addRoute("10.202.0.0/16", "vt0");
-    addRoute("10.203.0.5/16", "vt0", "10.201.0.9"); // host bits are cleared: 10.203.0.0/16
-    addRoute("10.204.1.2/32", "vt0");
-    addRoute("10.209.0.0/24", "lo");
+    addRoute(route("10.202.0.0/16"), "vt0");
+    addRoute(route("10.203.0.5/16", "10.201.0.9"), "vt0"); // host bits are cleared: 10.203.0.0/16
+    addRoute(route("10.204.1.2/32"), "vt0");
+    addRoute(route("10.209.0.0/24"), "lo");
     let routes = routesV4();
     for (
       const r of [
@@ -115,15 +119,15 @@ const CASES: Record<string, () => Promise<void> | void> = {
         "10.209.0.0/24 lo",
       ]
     ) ok(routes.includes(r), `${r} in ${JSON.stringify(routes)}`);
-    const dup = assertThrows(() => addRoute("10.202.0.0/16", "vt0"), InterfaceError);
+    const dup = assertThrows(() => addRoute(route("10.202.0.0/16"), "vt0"), InterfaceError);
     strictEqual(dup.code, "EEXIST");
-    deleteRoute("10.202.0.0/16", "vt0");
-    deleteRoute("10.203.0.0/16", "vt0", "10.201.0.9");
-    deleteRoute("10.204.1.2/32", "vt0");
-    deleteRoute("10.209.0.0/24", "lo");
+    deleteRoute(route("10.202.0.0/16"), "vt0");
+    deleteRoute(route("10.203.0.0/16", "10.201.0.9"), "vt0");
+    deleteRoute(route("10.204.1.2/32"), "vt0");
+    deleteRoute(route("10.209.0.0/24"), "lo");
     routes = routesV4();
     deepStrictEqual(routes, ["10.201.0.0/24 vt0"], "only the connected route is left");
-    const gone = assertThrows(() => deleteRoute("10.202.0.0/16", "vt0"), Error);
+    const gone = assertThrows(() => deleteRoute(route("10.202.0.0/16"), "vt0"), Error);
     strictEqual(
       gone.message,
       "delete route 10.202.0.0/16 dev vt0: ioctl(SIOCDELRT) failed: ESRCH (No such process): no such route",
@@ -133,10 +137,10 @@ const CASES: Record<string, () => Promise<void> | void> = {
 
   routesV6() {
     const tun = tunUp();
-    setInterfaceAddress("vt0", "fd00:201::1", 64);
-    addRoute("fd00:202::/48", "vt0");
-    addRoute("fd00:203::/64", "vt0", "fd00:201::9");
-    addRoute("fd00:204::7", "vt0"); // bare address = /128
+    setInterfaceAddress("vt0", ip("fd00:201::1"), 64);
+    addRoute(route("fd00:202::/48"), "vt0");
+    addRoute(route("fd00:203::/64", "fd00:201::9"), "vt0");
+    addRoute(route("fd00:204::7"), "vt0"); // bare address = /128
     const want = [
       "fd000202000000000000000000000000/48 vt0",
       "fd000203000000000000000000000000/64 vt0",
@@ -145,9 +149,9 @@ const CASES: Record<string, () => Promise<void> | void> = {
     for (const r of want) ok(routesV6().includes(r), `${r} in ${JSON.stringify(routesV6())}`);
     const via = new Deno.Command("ip", { args: ["-j", "-6", "route", "show", "fd00:203::/64"] }).outputSync();
     strictEqual(JSON.parse(decoder.decode(via.stdout))[0].gateway, "fd00:201::9");
-    deleteRoute("fd00:202::/48", "vt0");
-    deleteRoute("fd00:203::/64", "vt0", "fd00:201::9");
-    deleteRoute("fd00:204::7/128", "vt0");
+    deleteRoute(route("fd00:202::/48"), "vt0");
+    deleteRoute(route("fd00:203::/64", "fd00:201::9"), "vt0");
+    deleteRoute(route("fd00:204::7/128"), "vt0");
     for (const r of want) ok(!routesV6().includes(r), `${r} removed`);
     tun.close();
   },
@@ -155,9 +159,9 @@ const CASES: Record<string, () => Promise<void> | void> = {
   defaultRoute() {
     strictEqual(defaultRouteV4(), null, "a fresh namespace has no default route");
     const tun = tunUp();
-    addRoute("0.0.0.0/0", "vt0", "10.201.0.254");
-    deepStrictEqual(defaultRouteV4(), { gateway: "10.201.0.254", ifname: "vt0" });
-    deleteRoute("0.0.0.0/0", "vt0", "10.201.0.254");
+    addRoute(route("0.0.0.0/0", "10.201.0.254"), "vt0");
+    deepStrictEqual(defaultRouteV4(), { gateway: ip("10.201.0.254"), ifname: "vt0" });
+    deleteRoute(route("0.0.0.0/0", "10.201.0.254"), "vt0");
     strictEqual(defaultRouteV4(), null);
     tun.close();
   },
@@ -172,19 +176,16 @@ const CASES: Record<string, () => Promise<void> | void> = {
     const tun = TunDevice.open("vt0");
     const mtu = assertThrows(() => setInterfaceMtu("vt0", 20), Error);
     strictEqual(mtu.message, 'set MTU 20 on "vt0": MTU must be an integer from 68 to 65535');
-    const addr = assertThrows(() => setInterfaceAddress("vt0", "10.0.0.300", 24), Error);
-    strictEqual(addr.message, 'set address 10.0.0.300/24 on "vt0": not an IPv4 address: "10.0.0.300"');
-    const len = assertThrows(() => setInterfaceAddress("vt0", "10.0.0.1", 33), Error);
-    strictEqual(
-      len.message,
-      'set address 10.0.0.1/33 on "vt0": prefix length 33 is out of range for IPv4 (0..32)',
-    );
-    const mixed = assertThrows(() => addRoute("fd00::/8", "vt0", "10.0.0.1"), Error);
+    const addr = assertThrows(() => setInterfaceAddress("vt0", new Uint8Array(5), 24), Error);
+    strictEqual(addr.message, 'set address (5 bytes)/24 on "vt0": an address is 4 or 16 bytes, got 5');
+    const len = assertThrows(() => setInterfaceAddress("vt0", ip("10.0.0.1"), 33), Error);
+    strictEqual(len.message, 'set address 10.0.0.1/33 on "vt0": prefix length must be 0..32, got 33');
+    const mixed = assertThrows(() => addRoute(route("fd00::/8", "10.0.0.1"), "vt0"), Error);
     strictEqual(
       mixed.message,
-      "add route fd00::/8 dev vt0 via 10.0.0.1: gateway and destination are of different IP versions",
+      "add route fd00:0:0:0:0:0:0:0/8 dev vt0 via 10.0.0.1: gateway and destination are of different IP versions",
     );
-    const down = assertThrows(() => addRoute("10.9.0.0/16", "vt0"), Error);
+    const down = assertThrows(() => addRoute(route("10.9.0.0/16"), "vt0"), Error);
     strictEqual(
       down.message,
       "add route 10.9.0.0/16 dev vt0: ioctl(SIOCADDRT) failed: ENETDOWN (Network is down): the interface is down",

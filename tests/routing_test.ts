@@ -4,6 +4,7 @@
 import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
 import { TunDevice } from "../ffi/tun_device.ts";
 import { addRoute, deleteRoute, setInterfaceAddress, setInterfaceUp } from "../ffi/interface.ts";
+import { ip, route } from "./ffi_args.ts";
 import {
   addMasquerade,
   findTool,
@@ -138,13 +139,13 @@ async function daemon() {
   cleanup.add("restore IPv4 forwarding", () => void setIpv4Forwarding(previous));
   const tun = TunDevice.open("vt0");
   cleanup.add("close TUN vt0", () => tun.close());
-  setInterfaceAddress("vt0", "10.201.0.1", 24);
+  setInterfaceAddress("vt0", ip("10.201.0.1"), 24);
   setInterfaceUp("vt0");
   setInterfaceUp("lo");
-  addRoute("10.209.0.0/24", "lo");
-  cleanup.add("route 10.209.0.0/24", () => deleteRoute("10.209.0.0/24", "lo"));
-  addRoute("fd00:209::/64", "lo");
-  cleanup.add("route fd00:209::/64", () => deleteRoute("fd00:209::/64", "lo"));
+  addRoute(route("10.209.0.0/24"), "lo");
+  cleanup.add("route 10.209.0.0/24", () => deleteRoute(route("10.209.0.0/24"), "lo"));
+  addRoute(route("fd00:209::/64"), "lo");
+  cleanup.add("route fd00:209::/64", () => deleteRoute(route("fd00:209::/64"), "lo"));
   let nat: Masquerade | null = null;
   if (natTool) nat = await addMasquerade("lo", "10.201.0.0/24");
   if (nat) cleanup.add(nat.rule, nat.remove);

@@ -20,6 +20,7 @@ import {
   Session,
 } from "../src/protocol/session.ts";
 import { writeDataHeader } from "../src/protocol/wire.ts";
+import { receiveData } from "./receive_data.ts";
 
 const backends: AeadBackend[] = [
   (await selectAeadBackend("openssl")).backend,
@@ -54,6 +55,19 @@ async function pair(backend: AeadBackend, k: SessionKeys = keys(), now = 0): Pro
 
 async function v<T>(r: T | Promise<T>): Promise<T> {
   return r instanceof Promise ? await r : r;
+}
+
+/** A batch as the data path receives it: every pre-check, then every tag check, then every commit. */
+async function receiveBatch(s: Session, bufs: Uint8Array[], lens: Int32Array, now: number): Promise<void> {
+  const counters = bufs.map((b) => s.checkReceive(b, now));
+  const opened = await Promise.all(
+    bufs.map((b, i) => counters[i] < 0 ? counters[i] : v(s.recvKey.openOne(b, lens[i]))),
+  );
+  for (let i = 0; i < bufs.length; i++) {
+    if (counters[i] < 0) lens[i] = counters[i];
+    else if (opened[i] < 0) lens[i] = DROP_AUTH;
+    else lens[i] = s.acceptCounter(counters[i]) ? opened[i] : DROP_REPLAY;
+  }
 }
 
 function plain(len: number): Uint8Array {
@@ -96,18 +110,18 @@ for (const backend of backends) {
       const n = await v(c.seal(b, len, 1));
       assertEquals(n, len + 29);
       const copy = b.slice();
-      assertEquals(await v(s.open(b, n, 1)), len);
+      assertEquals(await receiveData(s, b, n, 1), len);
       assertDeepEquals(b.subarray(13, 13 + len), orig.subarray(13, 13 + len));
-      assertEquals(await v(s.open(copy, n, 1)), DROP_REPLAY, "replayed datagram");
+      assertEquals(await receiveData(s, copy, n, 1), DROP_REPLAY, "replayed datagram");
       const back = plain(len);
-      assertEquals(await v(c.open(back, await v(s.seal(back, len, 1)), 1)), len);
+      assertEquals(await receiveData(c, back, await v(s.seal(back, len, 1)), 1), len);
     }
     const [, other] = await pair(backend); // same indices, other keys
     const b = plain(30);
     const n = await v(c.seal(b, 30, 1));
-    assertEquals(await v(other.open(b.slice(), n, 1)), DROP_AUTH, "another session's key");
-    assertEquals(await v(c.open(b.slice(), n, 1)), DROP_AUTH, "own direction's packet reflected back");
-    assertEquals(await v(s.open(b, n, 1)), 30);
+    assertEquals(await receiveData(other, b.slice(), n, 1), DROP_AUTH, "another session's key");
+    assertEquals(await receiveData(c, b.slice(), n, 1), DROP_AUTH, "own direction's packet reflected back");
+    assertEquals(await receiveData(s, b, n, 1), 30);
     c.dispose();
     s.dispose();
     other.dispose();
@@ -120,15 +134,15 @@ for (const backend of backends) {
     for (let bit = 0; bit < n * 8; bit++) {
       const d = b.slice();
       d[bit >> 3] ^= 1 << (bit & 7);
-      const r = await v(s.open(d, n, 1));
+      const r = await receiveData(s, d, n, 1);
       assert(r < 0, `bit ${bit} accepted`);
     }
-    for (const len of [0, 13, 28, n - 1]) assert((await v(s.open(b.slice(), len, 1))) < 0);
+    for (const len of [0, 13, 28, n - 1]) assert((await receiveData(s, b.slice(), len, 1)) < 0);
     const longer = new Uint8Array(n + 1);
     longer.set(b.subarray(0, n));
-    assert((await v(s.open(longer, n + 1, 1))) < 0);
+    assert((await receiveData(s, longer, n + 1, 1)) < 0);
     assertEquals(s.hasReceived, false, "failed packets must not move the window");
-    assertEquals(await v(s.open(b, n, 1)), 20);
+    assertEquals(await receiveData(s, b, n, 1), 20);
     c.dispose();
     s.dispose();
   });
@@ -137,12 +151,14 @@ for (const backend of backends) {
     const [c, s] = await pair(backend);
     const bufs = Array.from({ length: 64 }, (_, i) => plain(i * 20));
     const lens = Int32Array.from({ length: 64 }, (_, i) => i * 20);
-    assertEquals(await v(c.sealBatch(bufs, lens, 64, 1)), 64);
+    // Sealed as the data path seals a batch: headers first (prepareSeal), then the AEAD per packet.
+    for (let i = 0; i < 64; i++) assertEquals(c.prepareSeal(bufs[i], 1), i);
+    await Promise.all(bufs.map((b, i) => v(c.sendKey.sealOne(b, lens[i]))));
     for (let i = 0; i < 64; i++) lens[i] += 29;
     bufs[63] = bufs[62].slice(); // duplicate counter in the same batch
     lens[63] = lens[62];
     bufs[5][20] ^= 0x80;
-    await v(s.openBatch(bufs, lens, 64, 1));
+    await receiveBatch(s, bufs, lens, 1);
     for (let i = 0; i < 62; i++) assertEquals(lens[i], i === 5 ? DROP_AUTH : i * 20, `packet ${i}`);
     assertEquals(lens[62] === DROP_REPLAY || lens[63] === DROP_REPLAY, true);
     assertEquals(lens[62] === 62 * 20 || lens[63] === 62 * 20, true);
@@ -159,7 +175,7 @@ Deno.test("reordered delivery within the window is accepted", async () => {
     sealed.push([b, await v(c.seal(b, 8, 1))] as const);
   }
   sealed.reverse();
-  for (const [b, n] of sealed) assertEquals(await v(s.open(b, n, 1)), 8);
+  for (const [b, n] of sealed) assertEquals(await receiveData(s, b, n, 1), 8);
   c.dispose();
   s.dispose();
 });
@@ -172,13 +188,13 @@ Deno.test("counter limits: rekey wanted at 2^40, refused at the hard limit, both
   assert(!s.needsRekey(1), "responder never initiates");
   const b = plain(4);
   const n = await v(c.seal(b, 4, 1));
-  assertEquals(await v(s.open(b, n, 1)), 4, "2^40 still valid");
+  assertEquals(await receiveData(s, b, n, 1), 4, "2^40 still valid");
   c.nextCounter = REJECT_AFTER_MESSAGES;
   assertEquals(await v(c.seal(plain(4), 4, 1)), REKEY_NEEDED);
   assertEquals(c.prepareSeal(plain(4), 1), REKEY_NEEDED);
-  const bufs = [plain(1), plain(1)];
   c.nextCounter = REJECT_AFTER_MESSAGES - 1;
-  assertEquals(await v(c.sealBatch(bufs, Int32Array.of(1, 1), 2, 1)), 1, "batch stops at the limit");
+  assertEquals(c.prepareSeal(plain(1), 1), REJECT_AFTER_MESSAGES - 1, "the last counter is still given out");
+  assertEquals(c.prepareSeal(plain(1), 1), REKEY_NEEDED, "a batch stops at the limit");
   // Receiver side: a forged header at the limit is refused before the tag check.
   const f = plain(4);
   writeDataHeader(f, 2, REJECT_AFTER_MESSAGES);
@@ -189,7 +205,7 @@ Deno.test("counter limits: rekey wanted at 2^40, refused at the hard limit, both
   const [c2, s2] = await pair(backends[0]);
   s2.nextCounter = REKEY_AFTER_MESSAGES;
   const r = plain(4);
-  assertEquals(await v(c2.open(r, await v(s2.seal(r, 4, 1)), 1)), 4);
+  assertEquals(await receiveData(c2, r, await v(s2.seal(r, 4, 1)), 1), 4);
   assert(c2.needsRekey(1));
   for (const x of [c, s, c2, s2]) x.dispose();
 });
@@ -204,7 +220,7 @@ Deno.test("timers: rekey after 120 s (initiator), refused for send and receive a
   const n = await v(c.seal(b, 4, t - 1));
   assert(c.isExpired(t));
   assertEquals(await v(c.seal(plain(4), 4, t)), REKEY_NEEDED);
-  assertEquals(await v(s.open(b, n, t)), DROP_EXPIRED);
+  assertEquals(await receiveData(s, b, n, t), DROP_EXPIRED);
   assertEquals(dropReasonOf(DROP_EXPIRED), "expired");
   assertEquals(dropReasonOf(DROP_REPLAY), "replay");
   c.dispose();

@@ -4,6 +4,7 @@
 import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
 import { TunDevice, TunError } from "../ffi/tun_device.ts";
 import { getInterfaceInfo, setInterfaceAddress, setInterfaceMtu, setInterfaceUp } from "../ffi/interface.ts";
+import { infoText, ip } from "./ffi_args.ts";
 import { assertThrows } from "./assert.ts";
 import { childCases, firstLine, nsExec, serveChildCase } from "./netns/child_case.ts";
 
@@ -32,10 +33,10 @@ const CASES: Record<string, () => Promise<void> | void> = {
   readback() {
     const tun = TunDevice.open("vt0");
     strictEqual(tun.name, "vt0");
-    setInterfaceAddress("vt0", "10.201.0.1", 24);
+    setInterfaceAddress("vt0", ip("10.201.0.1"), 24);
     setInterfaceMtu("vt0", 1380);
     setInterfaceUp("vt0");
-    const info = getInterfaceInfo("vt0");
+    const info = infoText(getInterfaceInfo("vt0"));
     deepStrictEqual(info, {
       index: Number(Deno.readTextFileSync("/sys/class/net/vt0/ifindex")),
       mtu: 1380,
@@ -61,7 +62,7 @@ const CASES: Record<string, () => Promise<void> | void> = {
 
   async ping() {
     const tun = TunDevice.open("vt0");
-    setInterfaceAddress("vt0", "10.201.0.1", 24);
+    setInterfaceAddress("vt0", ip("10.201.0.1"), 24);
     setInterfaceUp("vt0");
     const pinger = new Deno.Command("ping", {
       args: ["-n", "-c1", "-W2", "10.201.0.2"],

@@ -3,7 +3,8 @@
  * self-test, else WebCrypto.
  */
 import type { AeadBackend, AeadKind } from "../protocol/aead.ts";
-import { createOpenSslBackend, LibcryptoUnavailableError } from "../../ffi/libcrypto.ts";
+import { LibcryptoUnavailableError } from "../../ffi/libcrypto.ts";
+import { createOpenSslBackend } from "./aead_openssl.ts";
 import { createWebCryptoBackend } from "./aead_webcrypto.ts";
 
 /** What the configuration may ask for. */

@@ -1,7 +1,7 @@
 /**
  * The reference `PacketAead`: AES-256-GCM through WebCrypto (`crypto.subtle`). Always available, but
  * every packet is an async op (~10–15 µs) that allocates its result, so it serves as fallback and as
- * the cross-check of the OpenSSL backend. Batches are issued together and awaited with one Promise.all.
+ * the cross-check of the OpenSSL backend.
  */
 import type { AeadBackend, PacketAead } from "../protocol/aead.ts";
 
@@ -77,19 +77,6 @@ class WebCryptoPacketAead implements PacketAead {
     }
     buf.set(new Uint8Array(out), HEADER);
     return out.byteLength;
-  }
-
-  async seal(bufs: readonly Uint8Array[], lens: Int32Array, count: number): Promise<void> {
-    const ops: Promise<void>[] = new Array(count);
-    for (let i = 0; i < count; i++) ops[i] = this.sealOne(bufs[i], lens[i]);
-    await Promise.all(ops);
-  }
-
-  async open(bufs: readonly Uint8Array[], lens: Int32Array, count: number): Promise<void> {
-    const ops: Promise<number>[] = new Array(count);
-    for (let i = 0; i < count; i++) ops[i] = this.openOne(bufs[i], lens[i]);
-    const results = await Promise.all(ops);
-    for (let i = 0; i < count; i++) lens[i] = results[i];
   }
 
   dispose(): void {

@@ -19,8 +19,6 @@ export class Peer {
   readonly sessions = new PeerSessions();
   /** Wall-clock ms of the last completed handshake (0 = never). */
   lastHandshakeWallMs = 0;
-  /** Monotonic ms of the last authenticated datagram. */
-  lastReceivedAt = -Infinity;
   /** Monotonic ms of the last datagram sent to it. */
   lastSentAt = -Infinity;
   /** Monotonic ms of the first data packet received since we last sent anything (-1 = none): a passive

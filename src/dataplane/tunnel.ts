@@ -373,13 +373,12 @@ export class Tunnel {
         if (traceEnabled) traceDropped("auth", batch.endpoints[i], peer.name);
         continue;
       }
-      if (!s.acceptCounter(counters[i], now)) {
+      if (!s.acceptCounter(counters[i])) {
         peer.drops.replay++;
         if (traceEnabled) traceDropped("replay", batch.endpoints[i], peer.name);
         continue;
       }
       host.authenticated(peer, s, now);
-      peer.lastReceivedAt = now;
       authenticatedReceived(peer);
       if (!peer.hasEndpoint || !endpointEquals(peer.endpoint, batch.endpoints[i])) {
         const first = !peer.hasEndpoint;

@@ -21,18 +21,19 @@ export function configureInterface(
 ): void {
   setIpv6Enabled(ifname, address6 !== null);
   setInterfaceMtu(ifname, mtu);
-  if (address) setInterfaceAddress(ifname, formatIp(address.address), address.prefixLength);
+  if (address) setInterfaceAddress(ifname, address.address, address.prefixLength);
   setInterfaceUp(ifname);
   // IPv6 addresses can only be added once the device is up (the kernel has no IPv6 state before).
-  if (address6) setInterfaceAddress(ifname, formatIp(address6.address), address6.prefixLength);
+  if (address6) setInterfaceAddress(ifname, address6.address, address6.prefixLength);
 }
 
 /** Route `net` through `ifname`, undone by `cleanup`. */
-export function addTunnelRoute(cleanup: Cleanup, net: Cidr, ifname: string, gateway?: string): void {
+export function addTunnelRoute(cleanup: Cleanup, net: Cidr, ifname: string, gateway?: Uint8Array): void {
   const text = formatCidr(net);
-  addRoute(text, ifname, gateway);
-  cleanup.add(`delete route ${text} dev ${ifname}`, () => deleteRoute(text, ifname, gateway));
-  log.info("route added", { route: text, dev: ifname, via: gateway });
+  const spec = { destination: net.address, prefixLength: net.prefixLength, gateway };
+  addRoute(spec, ifname);
+  cleanup.add(`delete route ${text} dev ${ifname}`, () => deleteRoute(spec, ifname));
+  log.info("route added", { route: text, dev: ifname, via: gateway && formatIp(gateway) });
 }
 
 /**

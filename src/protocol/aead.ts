@@ -17,20 +17,16 @@ export interface PacketAead {
   /** The backend that made this key. */
   readonly kind: AeadKind;
   /**
-   * Seals `count` packets in place. For packet i, `bufs[i]` holds the header at [0, 13) and
-   * `lens[i]` bytes of plaintext at 13; the ciphertext overwrites the plaintext and the tag follows,
-   * so `bufs[i].length >= 29 + lens[i]` is required (else a RangeError, nothing written past the end).
+   * Seals one packet in place: `buf` holds the header at [0, 13) and `plaintextLength` bytes of plaintext
+   * at 13; the ciphertext overwrites the plaintext and the tag follows, so `buf.length >= 29 +
+   * plaintextLength` is required (else a RangeError, nothing written past the end).
    */
-  seal(bufs: readonly Uint8Array[], lens: Int32Array, count: number): void | Promise<void>;
-  /**
-   * Opens `count` packets in place; `lens[i]` is the full datagram length. On success `lens[i]` becomes
-   * the plaintext length (plaintext at 13), on failure (short, too long for the buffer, bad tag) -1;
-   * a failed packet's bytes after the header are then unspecified (drop it).
-   */
-  open(bufs: readonly Uint8Array[], lens: Int32Array, count: number): void | Promise<void>;
-  /** Seals one packet (same layout as `seal`); no arrays needed. */
   sealOne(buf: Uint8Array, plaintextLength: number): void | Promise<void>;
-  /** Opens one datagram of `length` bytes; returns the plaintext length, or -1 when it does not authenticate. */
+  /**
+   * Opens one datagram of `length` bytes in place; returns the plaintext length (plaintext at 13), or -1
+   * when it is short, too long for the buffer or does not authenticate (its bytes after the header are
+   * then unspecified: drop it).
+   */
   openOne(buf: Uint8Array, length: number): number | Promise<number>;
   /** Releases native state and forgets the key; the object is unusable afterwards. */
   dispose(): void;

@@ -54,10 +54,6 @@ export interface SessionInit {
 export class Session {
   /** Next counter to send. */
   nextCounter = 0;
-  /** Monotonic ms of the last packet sealed / accepted; -Infinity before any. */
-  lastSentAt = -Infinity;
-  /** Monotonic ms of the last authenticated packet. */
-  lastReceivedAt = -Infinity;
   private readonly window = new ReplayWindow(REJECT_AFTER_MESSAGES);
 
   /** Use `Session.create`. */
@@ -110,7 +106,6 @@ export class Session {
     if (c >= REJECT_AFTER_MESSAGES || sessionExpired(this.createdAt, now)) return REKEY_NEEDED;
     this.nextCounter = c + 1;
     writeDataHeader(buf, this.remoteIndex, c);
-    this.lastSentAt = now;
     return c;
   }
 
@@ -126,22 +121,6 @@ export class Session {
   }
 
   /**
-   * Seals `count` packets (plaintext lengths in `lens`, left unchanged). Returns how many were sealed:
-   * fewer than `count` only when the session ran out (`REKEY_NEEDED` for the rest).
-   */
-  sealBatch(
-    bufs: readonly Uint8Array[],
-    lens: Int32Array,
-    count: number,
-    now: number,
-  ): number | Promise<number> {
-    let n = 0;
-    while (n < count && this.prepareSeal(bufs[n], now) >= 0) n++;
-    const r = this.sendKey.seal(bufs, lens, n);
-    return r instanceof Promise ? r.then(() => n) : n;
-  }
-
-  /**
    * Pre-check of a received data datagram (caller checked its type and length): returns its counter,
    * or a negative `DROP_*` code. Cheap; run it before the tag check.
    */
@@ -153,43 +132,8 @@ export class Session {
   }
 
   /** Commits a counter after its packet authenticated; false if it was a replay after all (a duplicate in flight). */
-  acceptCounter(counter: number, now: number): boolean {
-    if (!this.window.accept(counter)) return false;
-    this.lastReceivedAt = now;
-    return true;
-  }
-
-  /**
-   * Checks, opens and accepts one data datagram of `length` bytes in place. Returns the plaintext
-   * length (plaintext at `buf[13..]`; 0 = keepalive) or a negative `DROP_*` code.
-   */
-  open(buf: Uint8Array, length: number, now: number): number | Promise<number> {
-    if (length < DATA_OVERHEAD) return DROP_AUTH;
-    const c = this.checkReceive(buf, now);
-    if (c < 0) return c;
-    const r = this.recvKey.openOne(buf, length);
-    if (typeof r === "number") return this.finishOpen(r, c, now);
-    return r.then((n) => this.finishOpen(n, c, now));
-  }
-
-  private finishOpen(plaintextLength: number, counter: number, now: number): number {
-    if (plaintextLength < 0) return DROP_AUTH;
-    return this.acceptCounter(counter, now) ? plaintextLength : DROP_REPLAY;
-  }
-
-  /** `open` for `count` datagrams; `lens[i]` becomes the plaintext length or a negative `DROP_*` code. */
-  openBatch(bufs: readonly Uint8Array[], lens: Int32Array, count: number, now: number): void | Promise<void> {
-    let pending: Promise<void>[] | null = null;
-    for (let i = 0; i < count; i++) {
-      const r = this.open(bufs[i], lens[i], now);
-      if (typeof r === "number") lens[i] = r;
-      else {
-        (pending ??= []).push(r.then((n) => {
-          lens[i] = n;
-        }));
-      }
-    }
-    if (pending !== null) return Promise.all(pending).then(() => {});
+  acceptCounter(counter: number): boolean {
+    return this.window.accept(counter);
   }
 
   /** Frees both keys. */

@@ -1,0 +1,129 @@
+/**
+ * The fast `PacketAead`: AES-256-GCM through OpenSSL's libcrypto (`ffi/libcrypto.ts`), synchronous,
+ * ~1 µs per 1400-byte packet and no JS allocation per packet.
+ *
+ * Plaintext lives at offset 13 of each buffer: the `subarray(13)` view passed to OpenSSL is made once per
+ * buffer and cached in a WeakMap, so steady-state packets allocate nothing. The tag goes through a
+ * 16-byte scratch buffer for the same reason.
+ */
+import {
+  Aes256Gcm,
+  GCM_TAG_LENGTH,
+  type Libcrypto,
+  LibcryptoUnavailableError,
+  openLibcrypto,
+} from "../../ffi/libcrypto.ts";
+import type { AeadBackend, PacketAead } from "../protocol/aead.ts";
+import { DATA_HEADER_LENGTH, DATA_OVERHEAD, NONCE_LENGTH } from "../protocol/constants.ts";
+
+const HEADER = DATA_HEADER_LENGTH;
+const TAG = GCM_TAG_LENGTH;
+
+/** The `subarray(13)` view of each packet buffer, made once per buffer. */
+const bodyViews = new WeakMap<Uint8Array, Uint8Array>();
+
+function bodyOf(buf: Uint8Array): Uint8Array {
+  let v = bodyViews.get(buf);
+  if (v === undefined) {
+    v = buf.subarray(HEADER);
+    bodyViews.set(buf, v);
+  }
+  return v;
+}
+
+class OpenSslPacketAead implements PacketAead {
+  readonly kind = "openssl" as const;
+  readonly #key: Aes256Gcm;
+  readonly #iv = new Uint8Array(NONCE_LENGTH);
+  readonly #tag = new Uint8Array(TAG);
+
+  constructor(L: Libcrypto, raw: Uint8Array) {
+    this.#key = new Aes256Gcm(L, raw);
+  }
+
+  /** The nonce is 0x00000000 || the header's 8-byte counter. */
+  #setIv(buf: Uint8Array): void {
+    const iv = this.#iv;
+    for (let i = 0; i < 8; i++) iv[4 + i] = buf[5 + i];
+  }
+
+  sealOne(buf: Uint8Array, len: number): void {
+    if (!(len >= 0 && DATA_OVERHEAD + len <= buf.length)) {
+      throw new RangeError(
+        `seal: ${len}-byte plaintext needs a ${DATA_OVERHEAD + len}-byte buffer, got ${buf.length}`,
+      );
+    }
+    this.#setIv(buf);
+    const tag = this.#tag;
+    this.#key.seal(this.#iv, buf, HEADER, bodyOf(buf), len, tag);
+    const at = HEADER + len;
+    for (let i = 0; i < TAG; i++) buf[at + i] = tag[i];
+  }
+
+  openOne(buf: Uint8Array, len: number): number {
+    if (!(len >= DATA_OVERHEAD && len <= buf.length)) return -1;
+    const tag = this.#tag, ptLen = len - DATA_OVERHEAD, at = HEADER + ptLen;
+    for (let i = 0; i < TAG; i++) tag[i] = buf[at + i];
+    this.#setIv(buf);
+    return this.#key.open(this.#iv, buf, HEADER, bodyOf(buf), ptLen, tag) ? ptLen : -1;
+  }
+
+  dispose(): void {
+    this.#key.dispose();
+  }
+}
+
+// Known answer computed with WebCrypto: key 0x00..0x1f, header 03 01020304 0000000000000005, plaintext "vpn/1 known answer".
+const KAT_KEY = Uint8Array.from({ length: 32 }, (_, i) => i);
+const KAT_HEADER = [3, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 5];
+const KAT_PLAINTEXT = "vpn/1 known answer";
+const KAT_SEALED_HEX = "eed1ac4df29efe23072527d1249926957e7648b3f55aa13b5451556b92282f22b115";
+
+function toHex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** Seals and opens a known answer; a library that gets it wrong is treated as unavailable. */
+function selfTest(L: Libcrypto): void {
+  const pt = new TextEncoder().encode(KAT_PLAINTEXT);
+  const buf = new Uint8Array(DATA_OVERHEAD + pt.length);
+  buf.set(KAT_HEADER);
+  buf.set(pt, HEADER);
+  const key = new OpenSslPacketAead(L, KAT_KEY);
+  try {
+    key.sealOne(buf, pt.length);
+    const sealed = toHex(buf.subarray(HEADER));
+    if (sealed !== KAT_SEALED_HEX) {
+      throw new LibcryptoUnavailableError(`libcrypto AES-256-GCM self-test mismatch: ${sealed}`);
+    }
+    if (key.openOne(buf, buf.length) !== pt.length) {
+      throw new LibcryptoUnavailableError("libcrypto AES-256-GCM self-test could not open its own output");
+    }
+  } finally {
+    key.dispose();
+  }
+}
+
+let tested = false;
+
+/**
+ * The OpenSSL `AeadBackend`. Loads libcrypto and runs a known-answer self-test the first time;
+ * throws `LibcryptoUnavailableError` when the library is missing, FFI is not permitted or the test fails.
+ */
+export function createOpenSslBackend(): AeadBackend {
+  const L = openLibcrypto();
+  if (!tested) {
+    selfTest(L);
+    tested = true;
+  }
+  return {
+    kind: "openssl",
+    createKey: (raw: Uint8Array): Promise<PacketAead> => {
+      try {
+        return Promise.resolve(new OpenSslPacketAead(L, raw));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    },
+  };
+}
