@@ -103,12 +103,12 @@ function show(address: Uint8Array): string {
 
 /** Run `body` with a fresh datagram socket of `family`, closing it afterwards. */
 function withSocket<T>(action: string, family: number, body: (fd: number) => T): T {
-  const fd = libc.socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const fd = libc().socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw fail(action, family === AF_INET ? "socket(AF_INET)" : "socket(AF_INET6)");
   try {
     return body(fd);
   } finally {
-    libc.close(fd);
+    libc().close(fd);
   }
 }
 
@@ -119,7 +119,7 @@ function ioctlOrThrow(
   action: string,
   call: string,
 ) {
-  if (libc.ioctl(fd, request, buf) < 0) throw fail(action, call);
+  if (libc().ioctl(fd, request, buf) < 0) throw fail(action, call);
 }
 
 /** Kernel index of an interface (throws `InterfaceError` ENODEV if it does not exist). */
@@ -209,7 +209,7 @@ export function getInterfaceInfo(ifname: string): InterfaceInfo {
     const flags = view(get(SIOCGIFFLAGS, "ioctl(SIOCGIFFLAGS)")).getUint16(IFR_DATA, true);
     const info: InterfaceInfo = { index, mtu, up: (flags & IFF_UP) !== 0 };
     const addr = ifreq(ifname);
-    if (libc.ioctl(fd, SIOCGIFADDR, addr) < 0) {
+    if (libc().ioctl(fd, SIOCGIFADDR, addr) < 0) {
       if (errno() !== EADDRNOTAVAIL) throw fail(action, "ioctl(SIOCGIFADDR)");
       return info; // no IPv4 address yet
     }

@@ -4,8 +4,11 @@
  *
  * Calls marked `_async` run on a worker thread (`nonblocking: true`) and cost ~10 µs each,
  * so the data path uses them only to wait (`poll`) and does its reads and writes synchronously.
+ *
+ * The library is opened on the first `libc()` call, not at import: importing this file needs no
+ * --allow-ffi, so commands that never touch a device (genkey, status, config checks) run without it.
  */
-export const libc = Deno.dlopen("libc.so.6", {
+const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
@@ -29,7 +32,17 @@ export const libc = Deno.dlopen("libc.so.6", {
   __errno_location: { parameters: [], result: "pointer" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
-}).symbols;
+} as const;
+
+/** The bound libc calls. */
+export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let symbols: Libc | null = null;
+
+/** libc, opened on first use (throws Deno's permission error without --allow-ffi). */
+export function libc(): Libc {
+  return symbols ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+}
 
 /** errno names for the codes the project reports or branches on. */
 const ERRNO_NAMES: Record<number, string> = {
@@ -64,7 +77,7 @@ export const EPERM = 1;
 
 /** The calling thread's errno right after a failed libc call. */
 export function errno(): number {
-  return new Deno.UnsafePointerView(libc.__errno_location()!).getInt32();
+  return new Deno.UnsafePointerView(libc().__errno_location()!).getInt32();
 }
 
 /** A failed libc call: names the call, the errno and libc's text for it. */
@@ -89,6 +102,6 @@ export function lastError(call: string, hint?: string): ErrnoError {
 }
 
 function strerror(code: number): string {
-  const p = libc.strerror(code);
+  const p = libc().strerror(code);
   return p ? new Deno.UnsafePointerView(p).getCString() : `errno ${code}`;
 }

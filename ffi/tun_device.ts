@@ -91,7 +91,7 @@ export class TunDevice {
   static open(name: string): TunDevice {
     const why = invalidInterfaceName(name);
     if (why !== null) throw new TunError(name, "EINVAL", `the interface name ${why}`);
-    const fd = libc.open(new TextEncoder().encode("/dev/net/tun\0"), O_RDWR | O_CLOEXEC, 0);
+    const fd = libc().open(new TextEncoder().encode("/dev/net/tun\0"), O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) {
       const err = new ErrnoError("open(/dev/net/tun)", errno());
       throw new TunError(name, err.codeName, `${err.message}: is the tun module loaded (modprobe tun)?`, {
@@ -101,26 +101,26 @@ export class TunDevice {
     try {
       const ifr = ifreq(name);
       view(ifr).setUint16(IFR_DATA, IFF_TUN | IFF_NO_PI, true);
-      if (libc.ioctl(fd, TUNSETIFF, ifr) < 0) {
+      if (libc().ioctl(fd, TUNSETIFF, ifr) < 0) {
         const err = new ErrnoError("ioctl(TUNSETIFF)", errno());
         const hint = TUNSETIFF_HINTS[err.codeName];
         throw new TunError(name, err.codeName, hint ? `${err.message}: ${hint}` : err.message, {
           cause: err,
         });
       }
-      const flags = libc.fcntl(fd, F_GETFL, 0);
-      if (flags < 0 || libc.fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+      const flags = libc().fcntl(fd, F_GETFL, 0);
+      if (flags < 0 || libc().fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         const err = new ErrnoError("fcntl(O_NONBLOCK)", errno());
         throw new TunError(name, err.codeName, err.message, { cause: err });
       }
-      const wakeFd = libc.eventfd(0, O_NONBLOCK | O_CLOEXEC);
+      const wakeFd = libc().eventfd(0, O_NONBLOCK | O_CLOEXEC);
       if (wakeFd < 0) {
         const err = new ErrnoError("eventfd", errno());
         throw new TunError(name, err.codeName, err.message, { cause: err });
       }
       return new TunDevice(ifreqName(ifr), fd, wakeFd);
     } catch (e) {
-      libc.close(fd);
+      libc().close(fd);
       throw e;
     }
   }
@@ -140,7 +140,7 @@ export class TunDevice {
       this.#polling = true;
       let n: number;
       try {
-        n = await libc.poll_async(this.#pollfds, 2n, POLL_TIMEOUT_MS);
+        n = await libc().poll_async(this.#pollfds, 2n, POLL_TIMEOUT_MS);
       } finally {
         this.#polling = false;
       }
@@ -168,7 +168,7 @@ export class TunDevice {
   pollWith(otherFd: number, timeoutMs: number): number {
     if (this.#closed) return -1;
     this.#poll3View.setInt32(16, otherFd, true);
-    const n = libc.poll(this.#pollfds3, 3n, timeoutMs);
+    const n = libc().poll(this.#pollfds3, 3n, timeoutMs);
     return n > 0 ? this.#readyBits() : 0;
   }
 
@@ -182,7 +182,7 @@ export class TunDevice {
     this.#polling = true;
     let n: number;
     try {
-      n = await libc.poll_async(this.#pollfds3, 3n, timeoutMs);
+      n = await libc().poll_async(this.#pollfds3, 3n, timeoutMs);
     } finally {
       this.#polling = false;
     }
@@ -201,7 +201,7 @@ export class TunDevice {
   /** Read one packet into `buf`; returns its length, or 0 when none is pending (EAGAIN) or closed. */
   read(buf: Uint8Array): number {
     if (this.#closed) return 0;
-    const n = Number(libc.read(this.#fd, buf, size(buf.byteLength)));
+    const n = Number(libc().read(this.#fd, buf, size(buf.byteLength)));
     if (n >= 0) return n;
     const code = errno();
     if (code === EAGAIN || code === EINTR) return 0;
@@ -211,16 +211,16 @@ export class TunDevice {
   /** Write `buf[0..len)` as one packet; false if the kernel refused it (device down, bad packet, full). */
   write(buf: Uint8Array, len: number): boolean {
     if (this.#closed || len > buf.byteLength) return false; // never let the kernel read past `buf`
-    return Number(libc.write(this.#fd, buf, size(len))) === len;
+    return Number(libc().write(this.#fd, buf, size(len))) === len;
   }
 
   /** Close the device (the kernel removes a non-persistent TUN) and wake a pending `waitReadable`. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    libc.close(this.#fd); // a poll in flight holds its own file reference; the device goes when it returns
+    libc().close(this.#fd); // a poll in flight holds its own file reference; the device goes when it returns
     if (this.#polling) {
-      libc.write(this.#wakeFd, this.#wakeValue, 8n); // eventfd closed by waitReadable after the poll returns
+      libc().write(this.#wakeFd, this.#wakeValue, 8n); // eventfd closed by waitReadable after the poll returns
     } else {
       this.#release();
     }
@@ -228,7 +228,7 @@ export class TunDevice {
 
   #release(): void {
     if (this.#wakeFd >= 0) {
-      libc.close(this.#wakeFd);
+      libc().close(this.#wakeFd);
       this.#wakeFd = -1;
     }
   }

@@ -176,12 +176,12 @@ function readSockaddr(names: Uint8Array, o: number, ep: Uint8Array, at: number):
 }
 
 function setIntOpt(fd: number, level: number, name: number, value: number): boolean {
-  return libc.setsockopt(fd, level, name, new Uint8Array(new Int32Array([value]).buffer), 4) === 0;
+  return libc().setsockopt(fd, level, name, new Uint8Array(new Int32Array([value]).buffer), 4) === 0;
 }
 
 function getIntOpt(fd: number, level: number, name: number): number {
   const v = new Int32Array(1), len = new Uint32Array([4]);
-  return libc.getsockopt(fd, level, name, new Uint8Array(v.buffer), new Uint8Array(len.buffer)) === 0
+  return libc().getsockopt(fd, level, name, new Uint8Array(v.buffer), new Uint8Array(len.buffer)) === 0
     ? v[0]
     : -1;
 }
@@ -224,7 +224,7 @@ export class UdpSocket {
    * IPv6 sockets are dual-stack (IPV6_V6ONLY=0). Throws `ErrnoError` from `socket` or `bind`.
    */
   static open(family: 4 | 6, bindEndpoint: Uint8Array, opts: UdpOpenOptions = {}): UdpSocket {
-    const fd = libc.socket(family === 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const fd = libc().socket(family === 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw lastError("socket");
     if (family === 6) setIntOpt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
     const want = opts.bufferBytes ?? 4 << 20;
@@ -233,9 +233,9 @@ export class UdpSocket {
     if (!setIntOpt(fd, SOL_SOCKET, SO_SNDBUFFORCE, want)) setIntOpt(fd, SOL_SOCKET, SO_SNDBUF, want);
     const sa = new Uint8Array(NAME_STRIDE);
     const len = writeSockaddr(family, bindEndpoint, 0, sa, 0);
-    if (libc.bind(fd, sa, len) !== 0) {
+    if (libc().bind(fd, sa, len) !== 0) {
       const err = lastError("bind");
-      libc.close(fd);
+      libc().close(fd);
       throw err;
     }
     return new UdpSocket(fd, family);
@@ -244,7 +244,7 @@ export class UdpSocket {
   /** The bound address as an 18-byte endpoint (getsockname). */
   localEndpoint(): Uint8Array {
     const sa = new Uint8Array(NAME_STRIDE), len = new Uint32Array([NAME_STRIDE]);
-    if (libc.getsockname(this.#fd, sa, new Uint8Array(len.buffer)) !== 0) throw lastError("getsockname");
+    if (libc().getsockname(this.#fd, sa, new Uint8Array(len.buffer)) !== 0) throw lastError("getsockname");
     const ep = new Uint8Array(ENDPOINT_BYTES);
     readSockaddr(sa, 0, ep, 0);
     return ep;
@@ -277,7 +277,7 @@ export class UdpSocket {
     this.#polling = true;
     let r: number;
     try {
-      r = await libc.poll_async(this.#pfd, 1n, timeoutMs);
+      r = await libc().poll_async(this.#pfd, 1n, timeoutMs);
     } finally {
       this.#polling = false;
     }
@@ -304,7 +304,7 @@ export class UdpSocket {
     }
     let k: number;
     do {
-      k = libc.recvmmsg(this.#fd, v.hdr, max, MSG_DONTWAIT, null);
+      k = libc().recvmmsg(this.#fd, v.hdr, max, MSG_DONTWAIT, null);
     } while (k < 0 && errno() === EINTR);
     if (k <= 0) return 0;
     let w = 0;
@@ -385,7 +385,7 @@ export class UdpSocket {
     let done = 0, sent = 0;
     while (done < m) {
       const from = done === 0 ? v.ghdr : v.ghdr.subarray(done * MMSG_SIZE);
-      const r = libc.sendmmsg(this.#fd, from, m - done, 0);
+      const r = libc().sendmmsg(this.#fd, from, m - done, 0);
       if (r > 0) {
         for (let j = done; j < done + r; j++) sent += segs[j];
         done += r;
@@ -425,7 +425,7 @@ export class UdpSocket {
       const chunk = Math.min(count - done, MAX_VLEN);
       // A view past the first header only after a partial send (rare), so no allocation normally.
       const from = done === 0 ? v.hdr : v.hdr.subarray(done * MMSG_SIZE);
-      const r = libc.sendmmsg(this.#fd, from, chunk, 0);
+      const r = libc().sendmmsg(this.#fd, from, chunk, 0);
       if (r > 0) {
         done += r;
         sent += r;
@@ -446,7 +446,7 @@ export class UdpSocket {
   sendOne(buf: Uint8Array, len: number, endpoint: Uint8Array): number {
     if (this.#closed) return 0;
     const n = writeSockaddr(this.family, endpoint, 0, this.#name, 0);
-    const r = Number(libc.sendto(this.#fd, buf, BigInt(len), 0, this.#name, n));
+    const r = Number(libc().sendto(this.#fd, buf, BigInt(len), 0, this.#name, n));
     if (r >= 0) return 1;
     const e = errno();
     if (e !== EAGAIN && e !== ENOBUFS) {
@@ -463,12 +463,12 @@ export class UdpSocket {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#polling) libc.shutdown(this.#fd, SHUT_RDWR);
+    if (this.#polling) libc().shutdown(this.#fd, SHUT_RDWR);
     else this.#release();
   }
 
   #release(): void {
-    if (this.#fd >= 0) libc.close(this.#fd);
+    if (this.#fd >= 0) libc().close(this.#fd);
     this.#fd = -1;
   }
 }

@@ -1,14 +1,12 @@
-/** The `vpn` command line: `vpn <command> [flags]`. */
+/**
+ * The `vpn` command line: `vpn <command> [flags]`. The roles and the status client are imported when
+ * their command runs, so `genkey`, `help` and `version` load no FFI binding and read no environment.
+ */
 import { parseArgs } from "node:util";
 import { type Flags, loadClientOptions, loadServerOptions } from "./config/config.ts";
 import { ConfigError } from "./config/config_error.ts";
 import { generateKey, KeyError, keyToBase64 } from "./config/key_file.ts";
 import { VERSION } from "./version.ts";
-import { runServer } from "./roles/server.ts";
-import { runClient } from "./roles/client.ts";
-import { runUnblock } from "./roles/unblock.ts";
-import { runStatus } from "./ops/status.ts";
-import { runPeer } from "./ops/peer_command.ts";
 
 type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
 
@@ -202,11 +200,32 @@ function parseFlags(name: string, cmd: Command, args: string[]): Flags {
   }
 }
 
-/** Run `vpn` with `args`; resolves to the process exit code (0 ok, 1 runtime failure, 2 usage/config). */
-export async function main(
-  args: string[],
-  env: Record<string, string | undefined> = Deno.env.toObject(),
-): Promise<number> {
+/**
+ * The environment variables `vpn` reads. Each is read one by one, only by the command that needs it, so a
+ * scoped `--allow-env=VPN_KEY,...` suffices (VPN_RUN_DIR is read by `src/ops/control_path.ts`, PATH by the
+ * NAT setup in `src/host/routing.ts`).
+ */
+export interface Env {
+  /** The key itself, base64 (server, client). */
+  VPN_KEY?: string;
+  /** Non-empty: print the stack of an unexpected error. */
+  VPN_DEBUG_STACK?: string;
+}
+
+/** `name` from the process environment; undefined when unset, or when not permitted and `optional`. */
+function envVar(name: keyof Env, optional: boolean): string | undefined {
+  if (optional && Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+    return undefined;
+  }
+  return Deno.env.get(name);
+}
+
+/**
+ * Run `vpn` with `args`; resolves to the process exit code (0 ok, 1 runtime failure, 2 usage/config).
+ * `env` replaces the process environment (tests, embedding); without it each variable is read when used.
+ */
+export async function main(args: string[], env?: Env): Promise<number> {
+  const getEnv = (name: keyof Env, optional = false) => env ? env[name] : envVar(name, optional);
   const [name, ...rest] = args;
   if (name === undefined || name === "--help" || name === "-h") {
     print(OVERVIEW);
@@ -241,18 +260,33 @@ export async function main(
         else print(OVERVIEW);
         return 0;
       }
-      case "server":
-        return await runServer(loadServerOptions(flags, env), () => loadServerOptions(flags, env));
-      case "client":
-        if (flags.unblock === true) return await runUnblock((flags.tun as string | undefined) ?? "vpn0");
-        return await runClient(loadClientOptions(flags, env), () => loadClientOptions(flags, env));
-      case "peer":
+      case "server": {
+        const keyEnv = { VPN_KEY: getEnv("VPN_KEY") };
+        const options = loadServerOptions(flags, keyEnv);
+        const { runServer } = await import("./roles/server.ts");
+        return await runServer(options, () => loadServerOptions(flags, keyEnv));
+      }
+      case "client": {
+        if (flags.unblock === true) {
+          const { runUnblock } = await import("./roles/unblock.ts");
+          return await runUnblock((flags.tun as string | undefined) ?? "vpn0");
+        }
+        const keyEnv = { VPN_KEY: getEnv("VPN_KEY") };
+        const options = loadClientOptions(flags, keyEnv);
+        const { runClient } = await import("./roles/client.ts");
+        return await runClient(options, () => loadClientOptions(flags, keyEnv));
+      }
+      case "peer": {
+        const { runPeer } = await import("./ops/peer_command.ts");
         return await runPeer(flags._words as string[], flags);
-      case "status":
+      }
+      case "status": {
+        const { runStatus } = await import("./ops/status.ts");
         return await runStatus({
           tun: flags.tun as string | undefined,
           json: flags.json === true,
         });
+      }
     }
     return 2;
   } catch (e) {
@@ -261,7 +295,7 @@ export async function main(
       return 2;
     }
     console.error(`vpn: ${(e as Error).message ?? String(e)}`);
-    if (env.VPN_DEBUG_STACK) console.error((e as Error).stack);
+    if (getEnv("VPN_DEBUG_STACK", true)) console.error((e as Error).stack);
     return 1;
   }
 }

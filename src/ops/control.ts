@@ -1,5 +1,5 @@
 /** The control socket a running instance serves: each connection gets one JSON status snapshot. */
-import { CONTROL_DIR, controlSocketPath } from "./control_path.ts";
+import { controlDir, controlSocketPath } from "./control_path.ts";
 import { log } from "./log.ts";
 import type { StatusReport } from "./status_report.ts";
 
@@ -25,7 +25,7 @@ export class ControlError extends Error {
 export async function serveControl(
   tun: string,
   snapshot: () => StatusReport,
-  dir: string = CONTROL_DIR,
+  dir: string = controlDir(),
 ): Promise<ControlServer> {
   ensureRunDir(dir);
   const path = controlSocketPath(tun, dir);
