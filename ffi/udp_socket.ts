@@ -198,10 +198,8 @@ export class UdpSocket {
   readonly family: 4 | 6;
   /** Datagrams dropped on receive because they did not fit a slot. */
   truncated = 0;
-  /** Datagrams the kernel refused on send (unreachable, wrong family...), the last errno in `lastSendErrno`. */
+  /** Datagrams the kernel refused on send (unreachable, wrong family...). */
   sendErrors = 0;
-  /** errno of the most recent refused send, 0 if none. */
-  lastSendErrno = 0;
   #fd: number;
   #polling = false;
   #closed = false;
@@ -400,7 +398,6 @@ export class UdpSocket {
         return sent + this.#sendPlain(b, count, first[done]);
       }
       this.sendErrors += segs[done];
-      this.lastSendErrno = e;
       done++;
     }
     return sent;
@@ -436,7 +433,6 @@ export class UdpSocket {
       if (e === EAGAIN || e === ENOBUFS) break;
       // The message at `done` was refused (e.g. EAFNOSUPPORT, ENETUNREACH): drop it, send the rest.
       this.sendErrors++;
-      this.lastSendErrno = e;
       done++;
     }
     return sent;
@@ -451,7 +447,6 @@ export class UdpSocket {
     const e = errno();
     if (e !== EAGAIN && e !== ENOBUFS) {
       this.sendErrors++;
-      this.lastSendErrno = e;
     }
     return 0;
   }
@@ -471,6 +466,11 @@ export class UdpSocket {
     if (this.#fd >= 0) libc().close(this.#fd);
     this.#fd = -1;
   }
+}
+
+/** Opens libc now: throws (no --allow-ffi, no libc) before anything is bound, so a caller can fall back. */
+export function loadUdp(): void {
+  libc();
 }
 
 /** The errno name of a failed socket call, e.g. "EADDRINUSE", or null when `e` is no such error. */

@@ -158,6 +158,8 @@ Deno.test("vpn status shows peers, traffic and drops on server and client; refus
     assertMatch(s.crypto, /^(openssl|webcrypto)$/);
     assertMatch(s.udp, /^(batched|deno)$/);
     checkDrops(s.drops);
+    // A healthy run over loopback-speed links loses nothing to the host.
+    assertEquals(s.errors, { tun_write: 0, send_dropped: 0, send_refused: 0, truncated: 0 });
     assertEquals(s.peers.map((p) => p.address).sort(), ["10.0.0.2", "10.0.0.3"]);
     const p1 = s.peers.find((p) => p.address === "10.0.0.2")!;
     const p2 = s.peers.find((p) => p.address === "10.0.0.3")!;
@@ -171,6 +173,7 @@ Deno.test("vpn status shows peers, traffic and drops on server and client; refus
     assertEquals(t.code, 0, t.stderr);
     assertMatch(t.stdout, /^server on stsrv0 10\.0\.0\.1\/24 listening /);
     assertMatch(t.stdout, /drops \(not charged to a peer\): auth \d+, replay \d+, no-route \d+/);
+    assertMatch(t.stdout, /\nerrors: tun-write 0, send-dropped 0, send-refused 0, truncated 0\n/);
     checkAligned(
       t.stdout,
       s.peers.map((p) => ({
@@ -192,6 +195,7 @@ Deno.test("vpn status shows peers, traffic and drops on server and client; refus
     assertEquals(c.peers[0].endpoint, `${srv.address}:51820`);
     checkTraffic(c.peers[0], 5 + 3);
     checkDrops(c.drops);
+    assertEquals(c.errors, { tun_write: 0, send_dropped: 0, send_refused: 0, truncated: 0 });
     const ct = await vpn(["status", "--tun", "stcli0"], { VPN_RUN_DIR: `${tmp}/c1` });
     assertEquals(ct.code, 0, ct.stderr);
     checkAligned(ct.stdout, [{ PEER: "server", ADDRESS: "-", ENDPOINT: `${srv.address}:51820` }]);

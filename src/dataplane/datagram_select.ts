@@ -107,8 +107,9 @@ export async function openDatagramSocket(opts: OpenDatagramOptions): Promise<Ope
   let open: ((hostname: string, port: number) => DatagramSocket) | undefined;
   if (opts.kind !== "deno") {
     try {
-      // Loaded on demand: the module dlopens libc at import, which throws without --allow-ffi.
+      // Loaded on demand, and libc opened before binding: without --allow-ffi this throws here.
       const udp: UdpModule = await import("../../ffi/udp_socket.ts");
+      udp.loadUdp();
       open = (h, p) => openBatched(udp, h, p);
     } catch (e) {
       const why = `FFI UDP socket unavailable (${e instanceof Error ? e.message : String(e)})`;

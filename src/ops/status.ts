@@ -63,6 +63,14 @@ export function formatStatus(r: StatusReport): string {
     `drops (not charged to a peer): auth ${d.auth}, replay ${d.replay}, no-route ${d.no_route}, ` +
     `oversize ${d.oversize}, malformed ${d.malformed}, relay ${d.relay}`,
   ];
+  // Older instances (before the field existed) answer without it.
+  const e = r.errors;
+  if (e) {
+    head.push(
+      `errors: tun-write ${e.tun_write}, send-dropped ${e.send_dropped}, send-refused ${e.send_refused}, ` +
+        `truncated ${e.truncated}`,
+    );
+  }
   if (r.peers.length === 0) return [...head, "no peers"].join("\n");
   const rows = [[
     "PEER",

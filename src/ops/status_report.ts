@@ -30,6 +30,18 @@ export interface PeerStatus {
   drops: DropCounts;
 }
 
+/** Packets the data path lost to the host, not to a peer: an operator's signal of an overloaded or broken host. */
+export interface DataPathErrors {
+  /** Packets opened and accepted that the TUN device refused (device down, bad packet, queue full). */
+  tun_write: number;
+  /** Sealed datagrams the socket could not take (send buffer full). */
+  send_dropped: number;
+  /** Datagrams the kernel refused to send (unreachable, wrong address family...). */
+  send_refused: number;
+  /** Received datagrams dropped because they were larger than a packet slot. */
+  truncated: number;
+}
+
 /** The whole snapshot; `version` changes only when a field changes meaning or goes away. */
 export interface StatusReport {
   version: 1;
@@ -44,6 +56,8 @@ export interface StatusReport {
   peers: PeerStatus[];
   /** Drops not charged to any peer (unknown senders, no route). */
   drops: DropCounts;
+  /** Packets lost between the data path and the host. */
+  errors: DataPathErrors;
 }
 
 /** All-zero drop counters. */

@@ -398,7 +398,7 @@ export class Client implements TunnelHost, Role {
     const a = this.#assigned?.ipv4;
     return roleStatus(this.#pieces, "client", a ? `${a.address}/${a.prefix}` : null, null, [
       peerStatus(p, null),
-    ], this.#tunnel.counters.drops);
+    ], this.#tunnel.counters);
   }
 }
 

@@ -6,7 +6,8 @@ import type { AeadBackend } from "../protocol/aead.ts";
 import type { Cleanup } from "../host/cleanup.ts";
 import type { DatagramSocket } from "../dataplane/datagram.ts";
 import type { HostNetwork } from "../host/host_network.ts";
-import type { DropCounts, PeerStatus, StatusReport } from "../ops/status_report.ts";
+import type { PeerStatus, StatusReport } from "../ops/status_report.ts";
+import type { TunnelCounters } from "../dataplane/tunnel.ts";
 import type { Tun } from "../dataplane/tun.ts";
 import type { HandshakeStats } from "../ops/handshake_stats.ts";
 
@@ -50,7 +51,7 @@ export function roleStatus(
   address: string | null,
   listen: string | null,
   peers: PeerStatus[],
-  drops: DropCounts,
+  counters: TunnelCounters,
 ): StatusReport {
   return {
     version: 1,
@@ -62,6 +63,12 @@ export function roleStatus(
     crypto: p.aead.kind,
     udp: p.udp.kind,
     peers,
-    drops: { ...drops },
+    drops: { ...counters.drops },
+    errors: {
+      tun_write: counters.tunWriteErrors,
+      send_dropped: counters.sendDropped,
+      send_refused: p.udp.sendErrors,
+      truncated: p.udp.truncated,
+    },
   };
 }

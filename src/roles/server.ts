@@ -510,7 +510,7 @@ export class Server implements TunnelHost, Role {
       formatCidr(this.#o.address),
       p.udp.localAddress,
       peers,
-      this.#tunnel.counters.drops,
+      this.#tunnel.counters,
     );
   }
 }
