@@ -7,6 +7,7 @@ import { type Flags, loadClientOptions, loadServerOptions } from "./config/confi
 import { ConfigError } from "./config/config_error.ts";
 import { generateKey, KeyError, keyToBase64 } from "./config/key_file.ts";
 import { VERSION } from "./version.ts";
+import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from "./protocol/constants.ts";
 
 type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
 
@@ -53,7 +54,7 @@ const COMMANDS: Record<string, Command> = {
   --address CIDR     the server's overlay address and subnet (default 10.0.0.1/24)
   --key-file FILE    key file (created 0600 if missing; default /etc/vpn/vpn.key)
   --key BASE64       the key itself (also VPN_KEY in the environment)
-  --mtu N            tunnel MTU, 576..9000 (default 1420)
+  --mtu N            tunnel MTU, ${MIN_MTU}..${MAX_MTU} (default ${DEFAULT_MTU})
   --nat IFACE        masquerade client traffic out of IFACE (nft or iptables) and forward
   --log-level LEVEL  trace, debug, info, warn or error (default info); trace logs every packet
   --log-format FMT   text (default) or json (one object per line)

@@ -21,6 +21,9 @@ import {
   CONFIG_MAX_LENGTH,
   DEFAULT_KEEPALIVE_SECONDS,
   DEFAULT_MTU,
+  MAX_MTU,
+  MIN_MTU,
+  MIN_MTU_IPV6,
 } from "../protocol/constants.ts";
 import { encodeConfigMessage } from "../protocol/wire.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../ops/log.ts";
@@ -28,13 +31,11 @@ import { formatIp } from "../net/ip_address.ts";
 import { isDomainName } from "../net/domain_name.ts";
 import { DEFAULT_PREFIX4, DEFAULT_PREFIX6, type PrefixBounds } from "../protocol/assigned_limits.ts";
 import { hostBits, mirroredHost } from "../net/ipv6_mirror.ts";
+import { INTERFACE_NAME_RULE, invalidInterfaceName } from "../net/interface_name.ts";
+import { AEAD_CHOICES, type AeadChoice } from "../dataplane/aead_select.ts";
+import { UDP_CHOICES, type UdpChoice } from "../dataplane/datagram_select.ts";
 
 export { ConfigError } from "./config_error.ts";
-
-/** Which AES-256-GCM implementation the data path uses. */
-export type CryptoChoice = "auto" | "openssl" | "webcrypto";
-/** Which UDP implementation the data path uses. */
-export type UdpChoice = "auto" | "batched" | "deno";
 
 /** Where the key comes from: given inline (flag, env, config), or a key file. */
 export type KeySpec = KeySource;
@@ -70,7 +71,7 @@ export interface ServerOptions {
   readonly logFormat: LogFormat;
   /** Where Prometheus metrics are served; undefined = off. */
   readonly metrics?: HostPort;
-  readonly crypto: CryptoChoice;
+  readonly crypto: AeadChoice;
   readonly udp: UdpChoice;
   readonly peers: readonly PeerOptions[];
   /** HOST:PORT clients reach the server at, for the client configs `vpn peer add` writes. */
@@ -113,7 +114,7 @@ export interface ClientOptions {
   readonly logFormat: LogFormat;
   /** Where Prometheus metrics are served; undefined = off. */
   readonly metrics?: HostPort;
-  readonly crypto: CryptoChoice;
+  readonly crypto: AeadChoice;
   readonly udp: UdpChoice;
   readonly configFile?: string;
 }
@@ -273,10 +274,7 @@ function asChoice<T extends string>(g: Given, choices: readonly T[]): T {
 
 function asIfname(g: Given, allowEmpty: boolean): string {
   const s = asString(g);
-  const bytes = new TextEncoder().encode(s).length;
-  if (bytes > 15 || (!allowEmpty && bytes === 0) || !/^[A-Za-z0-9_.-]*$/.test(s) || s === "." || s === "..") {
-    fail(g.where, s, "an interface name of 1 to 15 characters from A-Z a-z 0-9 _ . -");
-  }
+  if (!(allowEmpty && s === "") && invalidInterfaceName(s) !== null) fail(g.where, s, INTERFACE_NAME_RULE);
   return s;
 }
 
@@ -389,7 +387,7 @@ function resolveListen(flags: Flags, sec: Section): HostPort {
 }
 
 function mtuLimits(hasIpv6: boolean): [number, number] {
-  return hasIpv6 ? [1280, 9000] : [576, 9000];
+  return [hasIpv6 ? MIN_MTU_IPV6 : MIN_MTU, MAX_MTU];
 }
 
 /** Every route must stay clear of the overlay subnets and of every other route: longest-prefix match
@@ -644,8 +642,8 @@ export function serverOptionsFrom(
     logLevel: resolveLogLevel(flags, sec),
     logFormat: resolveChoice(flags, sec, "log-format", LOG_FORMATS, "log_format"),
     metrics: resolveMetrics(flags, sec),
-    crypto: resolveChoice(flags, sec, "crypto", ["auto", "openssl", "webcrypto"] as const),
-    udp: resolveChoice(flags, sec, "udp", ["auto", "batched", "deno"] as const),
+    crypto: resolveChoice(flags, sec, "crypto", AEAD_CHOICES),
+    udp: resolveChoice(flags, sec, "udp", UDP_CHOICES),
     peers,
     publicEndpoint: peG ? asHostPort(peG) : undefined,
     clientToClient: asBoolOr(sec.get("client_to_client"), true),
@@ -751,8 +749,8 @@ export function loadClientOptions(flags: Flags, env: Record<string, string | und
     logLevel: resolveLogLevel(flags, sec),
     logFormat: resolveChoice(flags, sec, "log-format", LOG_FORMATS, "log_format"),
     metrics: resolveMetrics(flags, sec),
-    crypto: resolveChoice(flags, sec, "crypto", ["auto", "openssl", "webcrypto"] as const),
-    udp: resolveChoice(flags, sec, "udp", ["auto", "batched", "deno"] as const),
+    crypto: resolveChoice(flags, sec, "crypto", AEAD_CHOICES),
+    udp: resolveChoice(flags, sec, "udp", UDP_CHOICES),
     configFile: file?.path,
   };
 }

@@ -2,13 +2,15 @@
  * Picks the data-path AEAD backend: OpenSSL's libcrypto through FFI when it loads and passes its
  * self-test, else WebCrypto.
  */
-import type { AeadBackend, AeadKind } from "../protocol/aead.ts";
+import { AEAD_KINDS, type AeadBackend, type AeadKind } from "../protocol/aead.ts";
 import { LibcryptoUnavailableError } from "../../ffi/libcrypto.ts";
 import { createOpenSslBackend } from "./aead_openssl.ts";
 import { createWebCryptoBackend } from "./aead_webcrypto.ts";
 
-/** What the configuration may ask for. */
-export type AeadChoice = "auto" | AeadKind;
+/** What the configuration may ask for (`crypto`, `--crypto`); the first is the default. */
+export const AEAD_CHOICES = ["auto", ...AEAD_KINDS] as const;
+/** One of `AEAD_CHOICES`. */
+export type AeadChoice = typeof AEAD_CHOICES[number];
 
 /** The requested AEAD backend cannot be used (e.g. libcrypto is missing or FFI is not allowed). */
 export class AeadUnavailableError extends Error {

@@ -5,8 +5,10 @@
  */
 import { ENDPOINT_BYTES } from "../net/endpoint.ts";
 
+/** The implementations of the socket. */
+export const DATAGRAM_KINDS = ["batched", "deno"] as const;
 /** Which implementation a socket uses. */
-export type DatagramKind = "batched" | "deno";
+export type DatagramKind = typeof DATAGRAM_KINDS[number];
 
 /** Preallocated slots reused for every receive/send; nothing is allocated per datagram. */
 export class DatagramBatch {

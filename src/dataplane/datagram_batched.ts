@@ -3,7 +3,7 @@
  * `recvmmsg`/`sendmmsg` per batch.
  */
 import type { UdpSocket } from "../../ffi/udp_socket.ts";
-import { endpointToString } from "../net/endpoint.ts";
+import { endpointPort, endpointToString } from "../net/endpoint.ts";
 import type { DatagramBatch, DatagramSocket } from "./datagram.ts";
 
 /** Poll timeout of the batched receive: bounds how long a wait holds a worker thread. */
@@ -20,7 +20,7 @@ export class BatchedDatagramSocket implements DatagramSocket {
   constructor(sock: UdpSocket) {
     this.#sock = sock;
     const local = sock.localEndpoint();
-    this.localPort = (local[16] << 8) | local[17];
+    this.localPort = endpointPort(local);
     // An IPv6 wildcard reads as "[::]:port" even though "::" is not v4-mapped; IPv4 sockets print dotted.
     this.localAddress = endpointToString(local);
   }

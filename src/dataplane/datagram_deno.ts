@@ -9,6 +9,7 @@ import {
   endpointEquals,
   endpointFromParts,
   endpointIsV4,
+  endpointPort,
 } from "../net/endpoint.ts";
 
 /** Receive calls kept pending at once (see `receive`). */
@@ -213,7 +214,7 @@ export class DenoDatagramSocket implements DatagramSocket {
     const addr: Deno.NetAddr = {
       transport: "udp",
       hostname: host,
-      port: (endpoint[16] << 8) | endpoint[17],
+      port: endpointPort(endpoint),
     };
     const key = endpoint.slice(0, ENDPOINT_BYTES);
     if (keys.length < ADDR_CACHE_SIZE) {

@@ -3,15 +3,20 @@
  */
 import { type Endpoint, endpointFromParts, endpointIsV4 } from "../net/endpoint.ts";
 import { BatchedDatagramSocket } from "./datagram_batched.ts";
-import { DatagramError, type DatagramKind, type DatagramSocket } from "./datagram.ts";
+import { DATAGRAM_KINDS, DatagramError, type DatagramSocket } from "./datagram.ts";
 import { DenoDatagramSocket } from "./datagram_deno.ts";
 
 type UdpModule = typeof import("../../ffi/udp_socket.ts");
 
+/** What the configuration may ask for (`udp`, `--udp`); the first is the default. */
+export const UDP_CHOICES = ["auto", ...DATAGRAM_KINDS] as const;
+/** One of `UDP_CHOICES`. */
+export type UdpChoice = typeof UDP_CHOICES[number];
+
 /** Options for `openDatagramSocket`. */
 export interface OpenDatagramOptions {
   /** "auto" = "batched" when FFI works, else "deno". */
-  kind: "auto" | DatagramKind;
+  kind: UdpChoice;
   /** IP literal to bind: "::" (dual-stack, the server default), "0.0.0.0", "127.0.0.1", "[::1]", ... */
   hostname: string;
   /** Port to bind; 0 lets the kernel pick one (clients). */

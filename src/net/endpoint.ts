@@ -2,6 +2,7 @@
  * UDP endpoints as 18 bytes: the 16-byte IPv6 address (IPv4 as v4-mapped `::ffff:a.b.c.d`) followed by
  * the port big-endian. The data path compares and copies these bytes; text is made only for logs/status.
  */
+import { readU16 } from "./bytes.ts";
 import { formatHostPort, parseHostPort } from "./host_port.ts";
 import { formatIp, type IpBytes, parseIpv4, parseIpv6, withoutZone } from "./ip_address.ts";
 
@@ -63,7 +64,7 @@ export function endpointIsV4(e: Endpoint): boolean {
 
 /** The endpoint's port. */
 export function endpointPort(e: Endpoint): number {
-  return (e[16] << 8) | e[17];
+  return readU16(e, 16);
 }
 
 /** The address as text without brackets: "1.2.3.4" for IPv4, RFC 5952 form ("::1") for IPv6. */

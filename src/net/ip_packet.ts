@@ -2,6 +2,7 @@
  * The few fields of an inner IP packet the tunnel reads: version, source and destination.
  * Addresses come back as numbers (IPv4, or the low 32 bits of IPv6) so lookups allocate nothing.
  */
+import { readU32 } from "./bytes.ts";
 
 /** IP version of the packet at `buf[off..off+len)`: 4, 6, or 0 when it is too short or neither. */
 export function ipVersion(buf: Uint8Array, off: number, len: number): 0 | 4 | 6 {
@@ -14,12 +15,12 @@ export function ipVersion(buf: Uint8Array, off: number, len: number): 0 | 4 | 6 
 
 /** IPv4 destination as an unsigned 32-bit number. */
 export function ipv4Destination(buf: Uint8Array, off: number): number {
-  return ((buf[off + 16] << 24) | (buf[off + 17] << 16) | (buf[off + 18] << 8) | buf[off + 19]) >>> 0;
+  return readU32(buf, off + 16);
 }
 
 /** IPv4 source as an unsigned 32-bit number. */
 export function ipv4Source(buf: Uint8Array, off: number): number {
-  return ((buf[off + 12] << 24) | (buf[off + 13] << 16) | (buf[off + 14] << 8) | buf[off + 15]) >>> 0;
+  return readU32(buf, off + 12);
 }
 
 /** True when the 16 bytes at `buf[off + at]` equal `addr`. */
@@ -35,7 +36,7 @@ export const IPV6_DESTINATION = 24;
 
 /** An IPv4 address (4 bytes) as an unsigned 32-bit number. */
 export function ipv4ToNumber(a: Uint8Array): number {
-  return ((a[0] << 24) | (a[1] << 16) | (a[2] << 8) | a[3]) >>> 0;
+  return readU32(a, 0);
 }
 
 /** An unsigned 32-bit number as IPv4 bytes. */
@@ -45,5 +46,5 @@ export function numberToIpv4(n: number): Uint8Array {
 
 /** Low 32 bits of the IPv6 address at `buf[at..at+16)` (an address, or a field of a packet) as a number. */
 export function ipv6Low32(buf: Uint8Array, at: number): number {
-  return ((buf[at + 12] << 24) | (buf[at + 13] << 16) | (buf[at + 14] << 8) | buf[at + 15]) >>> 0;
+  return readU32(buf, at + 12);
 }

@@ -1,6 +1,7 @@
 /** `vpn status`: ask a running instance for its snapshot and print it. */
 import { ConfigError } from "../config/config_error.ts";
-import { CONTROL_DIR, controlSocketPath } from "./control_path.ts";
+import { controlDir, controlSocketPath } from "./control_path.ts";
+import { INTERFACE_NAME_RULE, invalidInterfaceName } from "../net/interface_name.ts";
 import type { StatusReport } from "./status_report.ts";
 
 /** Failed to reach the running instance. */
@@ -101,12 +102,14 @@ export function formatStatus(r: StatusReport): string {
 }
 
 /** The TUN names of the control sockets in the run folder, sorted; empty when the folder is missing. */
-export function listInstances(dir = CONTROL_DIR): string[] {
+export function listInstances(dir = controlDir()): string[] {
   const names: string[] = [];
   try {
     for (const e of Deno.readDirSync(dir)) {
-      const m = /^([A-Za-z0-9_.-]{1,15})\.sock$/.exec(e.name);
-      if (m && !e.isDirectory && !e.isFile && !e.isSymlink) names.push(m[1]);
+      const m = /^(.*)\.sock$/.exec(e.name);
+      if (m && invalidInterfaceName(m[1]) === null && !e.isDirectory && !e.isFile && !e.isSymlink) {
+        names.push(m[1]);
+      }
     }
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return [];
@@ -123,10 +126,8 @@ export function listInstances(dir = CONTROL_DIR): string[] {
  * `--tun`; several: one block each, a JSON array with `--json`). Exit code 1 when none answers.
  */
 export async function runStatus(opts: { tun?: string; json: boolean }): Promise<number> {
-  if (opts.tun !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(opts.tun)) {
-    throw new ConfigError(
-      `--tun: got ${JSON.stringify(opts.tun)}; allowed: an interface name of 1 to 15 characters`,
-    );
+  if (opts.tun !== undefined && invalidInterfaceName(opts.tun) !== null) {
+    throw new ConfigError(`--tun: got ${JSON.stringify(opts.tun)}; allowed: ${INTERFACE_NAME_RULE}`);
   }
   try {
     if (opts.tun !== undefined) {
@@ -135,7 +136,7 @@ export async function runStatus(opts: { tun?: string; json: boolean }): Promise<
       return 0;
     }
     const names = listInstances();
-    if (names.length === 0) throw new StatusError(`no vpn is running (no control socket in ${CONTROL_DIR})`);
+    if (names.length === 0) throw new StatusError(`no vpn is running (no control socket in ${controlDir()})`);
     const reports: StatusReport[] = [];
     for (const name of names) {
       try {

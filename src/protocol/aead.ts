@@ -9,8 +9,10 @@
  * so the synchronous path costs no promise.
  */
 
+/** The implementations of the packet crypto. */
+export const AEAD_KINDS = ["openssl", "webcrypto"] as const;
 /** Which implementation does the packet crypto. */
-export type AeadKind = "openssl" | "webcrypto";
+export type AeadKind = typeof AEAD_KINDS[number];
 
 /** One AES-256-GCM key for one direction of one session, keyed once. */
 export interface PacketAead {

@@ -5,9 +5,6 @@
  */
 import type { AssignedParams } from "./wire.ts";
 
-/** Largest tunnel MTU a client can carry: its packet slots are sized for it before the first handshake. */
-export const CLIENT_MAX_MTU = 9000;
-
 /** Inclusive prefix-length bounds, e.g. `{ min: 8, max: 30 }`. */
 export interface PrefixBounds {
   readonly min: number;

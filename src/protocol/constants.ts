@@ -47,6 +47,12 @@ export const RESPONSE_LENGTH = RESPONSE_HEADER_LENGTH + RESPONSE_PAYLOAD_LENGTH 
 
 /** Default tunnel MTU: IPv6 (40) + UDP (8) + data overhead (29) + 1420 <= 1500. */
 export const DEFAULT_MTU = 1420;
+/** Largest tunnel MTU configured or accepted from a server (jumbo frames); it sizes the client's packet slots. */
+export const MAX_MTU = 9000;
+/** Smallest tunnel MTU: every IPv4 host must take 576-byte datagrams (RFC 791). */
+export const MIN_MTU = 576;
+/** Smallest tunnel MTU when the tunnel carries IPv6 (RFC 8200). */
+export const MIN_MTU_IPV6 = 1280;
 /** Default keepalive interval announced by the server. */
 export const DEFAULT_KEEPALIVE_SECONDS = 25;
 

@@ -32,6 +32,7 @@ import {
 } from "./constants.ts";
 import { formatIp, parseIp } from "../net/ip_address.ts";
 import { isDomainName } from "../net/domain_name.ts";
+import { readU16, readU32, writeU32 } from "../net/bytes.ts";
 
 /** Why a datagram was dropped. Closed set; `vpn status` counts drops by it. */
 export type DropReason =
@@ -75,18 +76,8 @@ export const RESPONSE = {
 /** Offsets inside a data packet header. */
 export const DATA = { type: 0, receiverIndex: 1, counter: 5, body: DATA_HEADER_LENGTH } as const;
 
-/** Big-endian u32 at `off` (caller guarantees 4 readable bytes). */
-export function readU32(b: Uint8Array, off: number): number {
-  return ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
-}
-
-/** Writes `v` (0 <= v < 2^32) big-endian at `off`. */
-export function writeU32(b: Uint8Array, off: number, v: number): void {
-  b[off] = v >>> 24;
-  b[off + 1] = v >>> 16;
-  b[off + 2] = v >>> 8;
-  b[off + 3] = v;
-}
+// Big-endian u32 helpers, re-exported for the protocol modules that read and write headers.
+export { readU32, writeU32 };
 
 /** Big-endian u64 at `off` as a number; -1 when it exceeds 2^53 - 1 (no valid counter or timestamp is that big). */
 export function readU64(b: Uint8Array, off: number): number {
@@ -326,8 +317,8 @@ export function decodeResponsePayload(b: Uint8Array): AssignedParams | DropReaso
   const p: AssignedParams = {
     ipv4: flags & 1 ? { address: formatIp(b.slice(1, 5)), prefix: b[5] } : null,
     ipv6: flags & 2 ? { address: formatIp(b.slice(6, 22)), prefix: b[22] } : null,
-    mtu: (b[23] << 8) | b[24],
-    keepaliveSeconds: (b[25] << 8) | b[26],
+    mtu: readU16(b, 23),
+    keepaliveSeconds: readU16(b, 25),
   };
   return validParams(p) ? p : "payload";
 }

@@ -4,7 +4,7 @@
  */
 import { type Cidr, formatCidr, parseCidr } from "../net/cidr.ts";
 import type { ClientOptions } from "../config/config.ts";
-import { CTRL_CONFIG, CTRL_CONFIG_REQUEST, MSG_RESPONSE, REKEY_TIMEOUT_MS } from "../protocol/constants.ts";
+import { CTRL_CONFIG, CTRL_CONFIG_REQUEST, MAX_MTU, MSG_RESPONSE, REKEY_TIMEOUT_MS } from "../protocol/constants.ts";
 import { type Endpoint, endpointIsV4, endpointToString } from "../net/endpoint.ts";
 import {
   createInitiation,
@@ -31,14 +31,12 @@ import { failoverDue, initiatorAction, nextRetryMs } from "../protocol/timers.ts
 import { type AssignedParams, decodeConfigMessage } from "../protocol/wire.ts";
 import { setIpv4Forwarding } from "../host/routing.ts";
 import { hookEnv, runHooks } from "../host/hooks.ts";
-import { type AssignedLimits, CLIENT_MAX_MTU, refuseAssigned } from "../protocol/assigned_limits.ts";
+import { type AssignedLimits, refuseAssigned } from "../protocol/assigned_limits.ts";
 
 /** Config requests sent (one a second) before giving up on a server that does not answer them. */
 const MAX_CONFIG_REQUESTS = 30;
 /** The config request control message (one byte). */
 const CONFIG_REQUEST = new Uint8Array([CTRL_CONFIG_REQUEST]);
-/** Largest MTU a server may announce (sizes the packet slots before the first handshake). */
-const MAX_MTU = CLIENT_MAX_MTU;
 
 /** The client's control side: one peer (the server); it owns the packet loops. */
 export class Client implements TunnelHost, Role {

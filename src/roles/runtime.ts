@@ -6,7 +6,7 @@
 import { type AeadChoice, selectAeadBackend } from "../dataplane/aead_select.ts";
 import { Cleanup, installSignalCleanup } from "../host/cleanup.ts";
 import { serveControl } from "../ops/control.ts";
-import { openDatagramSocket } from "../dataplane/datagram_select.ts";
+import { openDatagramSocket, type UdpChoice } from "../dataplane/datagram_select.ts";
 import type { HostPort } from "../net/host_port.ts";
 import { systemNetwork } from "../host/host_setup.ts";
 import {
@@ -26,7 +26,7 @@ import type { Role, RolePieces } from "./role.ts";
 export interface RuntimeOptions {
   readonly tun: string;
   readonly crypto: AeadChoice;
-  readonly udp: "auto" | "batched" | "deno";
+  readonly udp: UdpChoice;
   /** UDP address to bind (the client binds port 0 of its server's family). */
   readonly bind: HostPort;
   readonly logLevel: LogLevel;
