@@ -7,6 +7,7 @@ import { type Flags, loadClientOptions, loadServerOptions } from "./config/confi
 import { ConfigError } from "./config/config_error.ts";
 import { generateKey, KeyError, keyToBase64 } from "./config/key_file.ts";
 import { VERSION } from "./version.ts";
+import { INTERFACE_NAME_RULE, invalidInterfaceName } from "./net/interface_name.ts";
 import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from "./protocol/constants.ts";
 
 type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
@@ -282,9 +283,13 @@ export async function main(args: string[], env?: Env): Promise<number> {
         return await runPeer(flags._words as string[], flags);
       }
       case "status": {
+        const tun = flags.tun as string | undefined; // none: every running instance
+        if (tun !== undefined && invalidInterfaceName(tun) !== null) {
+          throw new ConfigError(`--tun: got ${JSON.stringify(tun)}; allowed: ${INTERFACE_NAME_RULE}`);
+        }
         const { runStatus } = await import("./ops/status.ts");
         return await runStatus({
-          tun: flags.tun as string | undefined,
+          tun,
           json: flags.json === true,
         });
       }

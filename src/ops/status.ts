@@ -1,7 +1,6 @@
 /** `vpn status`: ask a running instance for its snapshot and print it. */
-import { ConfigError } from "../config/config_error.ts";
 import { controlDir, controlSocketPath } from "./control_path.ts";
-import { INTERFACE_NAME_RULE, invalidInterfaceName } from "../net/interface_name.ts";
+import { invalidInterfaceName } from "../net/interface_name.ts";
 import type { StatusReport } from "./status_report.ts";
 
 /** Failed to reach the running instance. */
@@ -14,6 +13,8 @@ export class StatusError extends Error {
 
 /** Read the snapshot from the control socket of `tun`. */
 export async function fetchStatus(tun: string): Promise<StatusReport> {
+  const why = invalidInterfaceName(tun);
+  if (why !== null) throw new StatusError(`bad interface name ${JSON.stringify(tun)}: it ${why}`);
   const path = controlSocketPath(tun);
   let conn: Deno.UnixConn;
   try {
@@ -123,12 +124,10 @@ export function listInstances(dir = controlDir()): string[] {
 
 /**
  * `vpn status`: prints the snapshot of `tun`, or without `tun` of every running instance (one: as with
- * `--tun`; several: one block each, a JSON array with `--json`). Exit code 1 when none answers.
+ * `--tun`; several: one block each, a JSON array with `--json`). Exit code 1 when none answers. The caller
+ * checks `tun` (a usage error); `fetchStatus` refuses a bad one too.
  */
 export async function runStatus(opts: { tun?: string; json: boolean }): Promise<number> {
-  if (opts.tun !== undefined && invalidInterfaceName(opts.tun) !== null) {
-    throw new ConfigError(`--tun: got ${JSON.stringify(opts.tun)}; allowed: ${INTERFACE_NAME_RULE}`);
-  }
   try {
     if (opts.tun !== undefined) {
       const report = await fetchStatus(opts.tun);
