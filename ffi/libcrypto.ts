@@ -27,10 +27,8 @@ export type Libcrypto = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 const LIBRARY_NAMES = ["libcrypto.so.3", "libcrypto.so"];
 const EVP_CTRL_GCM_GET_TAG = 0x10;
 const EVP_CTRL_GCM_SET_TAG = 0x11;
-/** AES-256 key bytes. */
-export const AES_256_KEY_LENGTH = 32;
-/** GCM nonce bytes. */
-export const GCM_IV_LENGTH = 12;
+const AES_256_KEY_LENGTH = 32;
+const GCM_IV_LENGTH = 12;
 /** GCM tag bytes. */
 export const GCM_TAG_LENGTH = 16;
 
@@ -70,6 +68,22 @@ export function openLibcrypto(): Libcrypto {
   );
 }
 
+/** Keeps OpenSSL inside the buffers it is given: it reads and writes through raw pointers. */
+function checkLengths(
+  iv: Uint8Array,
+  aad: Uint8Array,
+  aadLength: number,
+  data: Uint8Array,
+  length: number,
+  tag: Uint8Array,
+): void {
+  if (
+    iv.length !== GCM_IV_LENGTH || tag.length !== GCM_TAG_LENGTH ||
+    !(aadLength >= 0 && aadLength <= aad.length) ||
+    !(length >= 0 && length <= data.length)
+  ) throw new RangeError("AES-256-GCM: a length does not fit its buffer");
+}
+
 /** One AES-256-GCM key: an encrypting and a decrypting context, keyed once. */
 export class Aes256Gcm {
   #enc: Deno.PointerValue;
@@ -101,7 +115,8 @@ export class Aes256Gcm {
 
   /**
    * Encrypts `data[0, length)` in place with the 12-byte `iv`, authenticating `aad[0, aadLength)` too,
-   * and writes the 16-byte tag into `tag`. The caller checks the lengths against the buffers.
+   * and writes the 16-byte tag into `tag`. Lengths beyond their buffers are refused (RangeError) before
+   * OpenSSL sees a pointer.
    */
   seal(
     iv: Uint8Array,
@@ -113,6 +128,7 @@ export class Aes256Gcm {
   ): void {
     const ctx = this.#enc;
     if (ctx === null) throw new LibcryptoError("AES-GCM key used after dispose()");
+    checkLengths(iv, aad, aadLength, data, length, tag);
     const L = this.#L, out = this.#outLen;
     if (
       L.EVP_EncryptInit_ex(ctx, null, null, null, iv) !== 1 ||
@@ -125,7 +141,7 @@ export class Aes256Gcm {
 
   /**
    * Decrypts `data[0, length)` in place with `iv`, `aad[0, aadLength)` and the 16-byte `tag`; true when the
-   * tag matches (on false the bytes of `data` are unspecified).
+   * tag matches (on false the bytes of `data` are unspecified). Lengths are checked as in `seal`.
    */
   open(
     iv: Uint8Array,
@@ -137,6 +153,7 @@ export class Aes256Gcm {
   ): boolean {
     const ctx = this.#dec;
     if (ctx === null) throw new LibcryptoError("AES-GCM key used after dispose()");
+    checkLengths(iv, aad, aadLength, data, length, tag);
     const L = this.#L, out = this.#outLen;
     if (
       L.EVP_DecryptInit_ex(ctx, null, null, null, iv) !== 1 ||

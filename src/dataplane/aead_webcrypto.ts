@@ -4,10 +4,7 @@
  * the cross-check of the OpenSSL backend.
  */
 import type { AeadBackend, PacketAead } from "../protocol/aead.ts";
-
-const HEADER = 13;
-const TAG = 16;
-const OVERHEAD = HEADER + TAG;
+import { DATA_HEADER_LENGTH as HEADER, DATA_OVERHEAD as OVERHEAD } from "../protocol/constants.ts";
 
 /** WebCrypto does not permit using a key after `dispose()`; this says so. */
 export class WebCryptoAeadDisposedError extends Error {
