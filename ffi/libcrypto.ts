@@ -5,7 +5,7 @@
  *
  * One EVP_CIPHER_CTX per direction is keyed once; per message only the IV is set
  * (`EVP_*Init_ex(ctx, NULL, NULL, NULL, iv)` keeps the key schedule), then AAD, data, final and tag.
- * Nothing is allocated per call. The library is opened lazily, on the first `openLibcrypto()`.
+ * Nothing is allocated per call: the nonce and tag travel through two buffers the key owns. The library is opened lazily, on the first `openLibcrypto()`.
  */
 
 const SYMBOLS = {
@@ -69,23 +69,18 @@ export function openLibcrypto(): Libcrypto {
 }
 
 /** Keeps OpenSSL inside the buffers it is given: it reads and writes through raw pointers. */
-function checkLengths(
-  iv: Uint8Array,
-  aad: Uint8Array,
-  aadLength: number,
-  data: Uint8Array,
-  length: number,
-  tag: Uint8Array,
-): void {
-  if (
-    iv.length !== GCM_IV_LENGTH || tag.length !== GCM_TAG_LENGTH ||
-    !(aadLength >= 0 && aadLength <= aad.length) ||
-    !(length >= 0 && length <= data.length)
-  ) throw new RangeError("AES-256-GCM: a length does not fit its buffer");
+function checkLengths(aad: Uint8Array, aadLength: number, data: Uint8Array, length: number): void {
+  if (!(aadLength >= 0 && aadLength <= aad.length && length >= 0 && length <= data.length)) {
+    throw new RangeError("AES-256-GCM: a length does not fit its buffer");
+  }
 }
 
 /** One AES-256-GCM key: an encrypting and a decrypting context, keyed once. */
 export class Aes256Gcm {
+  /** The 12-byte nonce of the next `seal` or `open`; the caller writes it (no allocation per message). */
+  readonly iv = new Uint8Array(GCM_IV_LENGTH);
+  /** The 16-byte tag: written by `seal`, read by `open`. */
+  readonly tag = new Uint8Array(GCM_TAG_LENGTH);
   #enc: Deno.PointerValue;
   #dec: Deno.PointerValue;
   readonly #L: Libcrypto;
@@ -114,52 +109,37 @@ export class Aes256Gcm {
   }
 
   /**
-   * Encrypts `data[0, length)` in place with the 12-byte `iv`, authenticating `aad[0, aadLength)` too,
-   * and writes the 16-byte tag into `tag`. Lengths beyond their buffers are refused (RangeError) before
-   * OpenSSL sees a pointer.
+   * Encrypts `data[0, length)` in place under `iv`, authenticating `aad[0, aadLength)` too, and writes the
+   * tag into `tag`. Lengths beyond their buffers are refused (RangeError) before OpenSSL sees a pointer.
    */
-  seal(
-    iv: Uint8Array,
-    aad: Uint8Array,
-    aadLength: number,
-    data: Uint8Array,
-    length: number,
-    tag: Uint8Array,
-  ): void {
+  seal(aad: Uint8Array, aadLength: number, data: Uint8Array, length: number): void {
     const ctx = this.#enc;
     if (ctx === null) throw new LibcryptoError("AES-GCM key used after dispose()");
-    checkLengths(iv, aad, aadLength, data, length, tag);
+    checkLengths(aad, aadLength, data, length);
     const L = this.#L, out = this.#outLen;
     if (
-      L.EVP_EncryptInit_ex(ctx, null, null, null, iv) !== 1 ||
+      L.EVP_EncryptInit_ex(ctx, null, null, null, this.iv) !== 1 ||
       L.EVP_EncryptUpdate(ctx, null, out, aad, aadLength) !== 1 ||
       L.EVP_EncryptUpdate(ctx, data, out, data, length) !== 1 ||
       L.EVP_EncryptFinal_ex(ctx, data, out) !== 1 ||
-      L.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LENGTH, tag) !== 1
+      L.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LENGTH, this.tag) !== 1
     ) throw new LibcryptoError("OpenSSL AES-256-GCM seal failed");
   }
 
   /**
-   * Decrypts `data[0, length)` in place with `iv`, `aad[0, aadLength)` and the 16-byte `tag`; true when the
-   * tag matches (on false the bytes of `data` are unspecified). Lengths are checked as in `seal`.
+   * Decrypts `data[0, length)` in place under `iv`, `aad[0, aadLength)` and `tag`; true when the tag matches
+   * (on false the bytes of `data` are unspecified). Lengths are checked as in `seal`.
    */
-  open(
-    iv: Uint8Array,
-    aad: Uint8Array,
-    aadLength: number,
-    data: Uint8Array,
-    length: number,
-    tag: Uint8Array,
-  ): boolean {
+  open(aad: Uint8Array, aadLength: number, data: Uint8Array, length: number): boolean {
     const ctx = this.#dec;
     if (ctx === null) throw new LibcryptoError("AES-GCM key used after dispose()");
-    checkLengths(iv, aad, aadLength, data, length, tag);
+    checkLengths(aad, aadLength, data, length);
     const L = this.#L, out = this.#outLen;
     if (
-      L.EVP_DecryptInit_ex(ctx, null, null, null, iv) !== 1 ||
+      L.EVP_DecryptInit_ex(ctx, null, null, null, this.iv) !== 1 ||
       L.EVP_DecryptUpdate(ctx, null, out, aad, aadLength) !== 1 ||
       L.EVP_DecryptUpdate(ctx, data, out, data, length) !== 1 ||
-      L.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LENGTH, tag) !== 1
+      L.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LENGTH, this.tag) !== 1
     ) throw new LibcryptoError("OpenSSL AES-256-GCM open failed");
     // Final writes no bytes for GCM; it only compares the tag.
     return L.EVP_DecryptFinal_ex(ctx, data, out) === 1;

@@ -3,8 +3,8 @@
  * ~1 µs per 1400-byte packet and no JS allocation per packet.
  *
  * Plaintext lives at offset 13 of each buffer: the `subarray(13)` view passed to OpenSSL is made once per
- * buffer and cached in a WeakMap, so steady-state packets allocate nothing. The tag goes through a
- * 16-byte scratch buffer for the same reason.
+ * buffer and cached in a WeakMap, so steady-state packets allocate nothing. Nonce and tag go through the
+ * key's own 12- and 16-byte buffers for the same reason.
  */
 import {
   Aes256Gcm,
@@ -14,7 +14,7 @@ import {
   openLibcrypto,
 } from "../../ffi/libcrypto.ts";
 import type { AeadBackend, PacketAead } from "../protocol/aead.ts";
-import { DATA_HEADER_LENGTH, DATA_OVERHEAD, NONCE_LENGTH } from "../protocol/constants.ts";
+import { DATA_HEADER_LENGTH, DATA_OVERHEAD } from "../protocol/constants.ts";
 
 const HEADER = DATA_HEADER_LENGTH;
 const TAG = GCM_TAG_LENGTH;
@@ -34,8 +34,6 @@ function bodyOf(buf: Uint8Array): Uint8Array {
 class OpenSslPacketAead implements PacketAead {
   readonly kind = "openssl" as const;
   readonly #key: Aes256Gcm;
-  readonly #iv = new Uint8Array(NONCE_LENGTH);
-  readonly #tag = new Uint8Array(TAG);
 
   constructor(L: Libcrypto, raw: Uint8Array) {
     this.#key = new Aes256Gcm(L, raw);
@@ -43,7 +41,7 @@ class OpenSslPacketAead implements PacketAead {
 
   /** The nonce is 0x00000000 || the header's 8-byte counter. */
   #setIv(buf: Uint8Array): void {
-    const iv = this.#iv;
+    const iv = this.#key.iv;
     for (let i = 0; i < 8; i++) iv[4 + i] = buf[5 + i];
   }
 
@@ -54,18 +52,18 @@ class OpenSslPacketAead implements PacketAead {
       );
     }
     this.#setIv(buf);
-    const tag = this.#tag;
-    this.#key.seal(this.#iv, buf, HEADER, bodyOf(buf), len, tag);
+    const key = this.#key, tag = key.tag;
+    key.seal(buf, HEADER, bodyOf(buf), len);
     const at = HEADER + len;
     for (let i = 0; i < TAG; i++) buf[at + i] = tag[i];
   }
 
   openOne(buf: Uint8Array, len: number): number {
     if (!(len >= DATA_OVERHEAD && len <= buf.length)) return -1;
-    const tag = this.#tag, ptLen = len - DATA_OVERHEAD, at = HEADER + ptLen;
+    const key = this.#key, tag = key.tag, ptLen = len - DATA_OVERHEAD, at = HEADER + ptLen;
     for (let i = 0; i < TAG; i++) tag[i] = buf[at + i];
     this.#setIv(buf);
-    return this.#key.open(this.#iv, buf, HEADER, bodyOf(buf), ptLen, tag) ? ptLen : -1;
+    return key.open(buf, HEADER, bodyOf(buf), ptLen) ? ptLen : -1;
   }
 
   dispose(): void {
