@@ -279,7 +279,7 @@ export async function main(args: string[], env?: Env): Promise<number> {
         return await runClient(options, () => loadClientOptions(flags, keyEnv));
       }
       case "peer": {
-        const { runPeer } = await import("./ops/peer_command.ts");
+        const { runPeer } = await import("./config/peer_command.ts");
         return await runPeer(flags._words as string[], flags);
       }
       case "status": {

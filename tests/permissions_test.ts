@@ -92,3 +92,32 @@ Deno.test("config errors are reported under --allow-read --allow-env=VPN_KEY, be
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("vpn peer add/list/remove without a running server: read, and write to its folders only", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = `${dir}/server.toml`;
+    await Deno.writeTextFile(config, '[server]\naddress = "10.0.0.1/24"\n', { mode: 0o600 });
+    const perms = ["--allow-read", `--allow-write=${dir}`, "--allow-env=VPN_RUN_DIR"];
+    const env = { VPN_RUN_DIR: dir };
+    const add = await run(perms, [
+      "peer",
+      "add",
+      "laptop",
+      "--config",
+      config,
+      "--endpoint",
+      "192.0.2.1:51820",
+      "--out",
+      `${dir}/laptop.toml`,
+    ], env);
+    assertEquals(add.code, 0, add.err);
+    assertMatch(add.out, /^added peer laptop with address 10\.0\.0\.2/);
+    const list = await run(perms, ["peer", "list", "--config", config, "--json"], env);
+    assertEquals(list.code, 0, list.err);
+    assertMatch(list.out, /"laptop"/);
+    assertEquals((await run(perms, ["peer", "remove", "laptop", "--config", config], env)).code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

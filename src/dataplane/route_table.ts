@@ -8,6 +8,7 @@
  * per lookup with 1002 routes in 3 prefix lengths; the server skips it entirely while no peer has routes, and
  * does it only after the exact overlay-address lookup missed.
  */
+import { readU32 } from "../net/bytes.ts";
 import { type Cidr, networkOf } from "../net/cidr.ts";
 
 interface Route6<T> {
@@ -47,8 +48,7 @@ export class RouteTable<T> {
       this.#masks4.splice(i, 0, len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0);
       this.#maps4.splice(i, 0, new Map());
     }
-    const a = net.address;
-    const key = ((a[0] << 24) | (a[1] << 16) | (a[2] << 8) | a[3]) >>> 0;
+    const key = readU32(net.address, 0);
     if (!this.#maps4[i].has(key)) this.size4++;
     this.#maps4[i].set(key, value);
   }

@@ -2,6 +2,7 @@
 import {
   addRoute,
   deleteRoute,
+  type RouteSpec,
   setInterfaceAddress,
   setInterfaceMtu,
   setInterfaceUp,
@@ -27,10 +28,15 @@ export function configureInterface(
   if (address6) setInterfaceAddress(ifname, address6.address, address6.prefixLength);
 }
 
+/** The route `ffi/interface.ts` takes for `net`, optionally via `gateway`. */
+export function routeTo(net: Cidr, gateway?: Uint8Array): RouteSpec {
+  return { destination: net.address, prefixLength: net.prefixLength, gateway };
+}
+
 /** Route `net` through `ifname`, undone by `cleanup`. */
 export function addTunnelRoute(cleanup: Cleanup, net: Cidr, ifname: string, gateway?: Uint8Array): void {
   const text = formatCidr(net);
-  const spec = { destination: net.address, prefixLength: net.prefixLength, gateway };
+  const spec = routeTo(net, gateway);
   addRoute(spec, ifname);
   cleanup.add(`delete route ${text} dev ${ifname}`, () => deleteRoute(spec, ifname));
   log.info("route added", { route: text, dev: ifname, via: gateway && formatIp(gateway) });

@@ -5,12 +5,14 @@
 import { addRoute, deleteRoute } from "../../ffi/interface.ts";
 import { type Cidr, formatCidr } from "../net/cidr.ts";
 import type { Cleanup } from "./cleanup.ts";
+import { routeTo } from "./host_setup.ts";
 import { log } from "../ops/log.ts";
 
 /** The peer routes installed on one TUN device. */
 export class PeerRoutes {
   readonly #ifname: string;
-  readonly #installed = new Set<string>();
+  /** Installed routes by their text. */
+  readonly #installed = new Map<string, Cidr>();
 
   /** One undo step removes whatever is installed when the process stops. */
   constructor(ifname: string, cleanup: Cleanup) {
@@ -20,21 +22,21 @@ export class PeerRoutes {
 
   /** Add the routes in `wanted` that are missing and delete the installed ones no longer wanted. */
   sync(wanted: readonly Cidr[]): void {
-    const next = new Set(wanted.map(formatCidr));
-    for (const r of this.#installed) {
+    const next = new Map(wanted.map((c) => [formatCidr(c), c]));
+    for (const [r, c] of this.#installed) {
       if (next.has(r)) continue;
       try {
-        deleteRoute(r, this.#ifname);
+        deleteRoute(routeTo(c), this.#ifname);
         log.info("route deleted", { route: r, dev: this.#ifname });
       } catch (e) {
         log.warn("cannot delete route", { route: r, dev: this.#ifname, error: (e as Error).message });
       }
       this.#installed.delete(r);
     }
-    for (const r of next) {
+    for (const [r, c] of next) {
       if (this.#installed.has(r)) continue;
-      addRoute(r, this.#ifname);
-      this.#installed.add(r);
+      addRoute(routeTo(c), this.#ifname);
+      this.#installed.set(r, c);
       log.info("route added", { route: r, dev: this.#ifname });
     }
   }

@@ -2,8 +2,12 @@
  * `/run/vpn/<tun>.pid`: which process serves a TUN device and from which config file, so `vpn peer` can tell
  * the running server to reload (SIGHUP) after it edited that file.
  */
-import { CONTROL_DIR } from "./control_path.ts";
-import type { Cleanup } from "../host/cleanup.ts";
+import { controlDir } from "./control_path.ts";
+
+/** Where the removal of the pid file is registered (the host cleanup log; only `add` is needed). */
+export interface UndoLog {
+  add(description: string, undo: () => void): void;
+}
 
 /** What the pid file holds. */
 export interface PidFile {
@@ -14,12 +18,12 @@ export interface PidFile {
 
 /** Path of the pid file of the instance on TUN `tun`. */
 export function pidFilePath(tun: string): string {
-  return `${CONTROL_DIR}/${tun}.pid`;
+  return `${controlDir()}/${tun}.pid`;
 }
 
 /** Write this process's pid file (0600 in the 0700 run folder); removed by `cleanup`. */
-export function writePidFile(cleanup: Cleanup, tun: string, config: string | null): void {
-  Deno.mkdirSync(CONTROL_DIR, { recursive: true, mode: 0o700 });
+export function writePidFile(cleanup: UndoLog, tun: string, config: string | null): void {
+  Deno.mkdirSync(controlDir(), { recursive: true, mode: 0o700 });
   const path = pidFilePath(tun);
   const body: PidFile = { pid: Deno.pid, config: config === null ? null : Deno.realPathSync(config) };
   Deno.writeTextFileSync(path, JSON.stringify(body) + "\n", { mode: 0o600 });

@@ -4,18 +4,18 @@
  * to reload; `remove` cuts the entry out and the running server disconnects the peer. Every check runs
  * before anything is written, so bad input leaves the config file as it was.
  */
-import { ConfigError } from "../config/config_error.ts";
-import { ConfigFile } from "../config/config_file.ts";
+import { ConfigError } from "./config_error.ts";
+import { ConfigFile } from "./config_file.ts";
 import {
   configPath,
   DEFAULT_CONFIG_FILE,
   type Flags,
   type ServerOptions,
   serverOptionsFrom,
-} from "../config/config.ts";
-import { lockConfig, replaceFile } from "../config/config_edit.ts";
-import { appendPeerEntry, removePeerEntry } from "../config/peer_entry.ts";
-import { ensurePrivateDir, generateKey, keyToBase64 } from "../config/key_file.ts";
+} from "./config.ts";
+import { lockConfig, replaceFile } from "./config_edit.ts";
+import { appendPeerEntry, removePeerEntry } from "./peer_entry.ts";
+import { ensurePrivateDir, generateKey, keyToBase64 } from "./key_file.ts";
 import {
   type Cidr,
   cidrContains,
@@ -28,9 +28,9 @@ import {
 import { formatHostPort, type HostPort, parseHostPort } from "../net/host_port.ts";
 import { formatIp } from "../net/ip_address.ts";
 import { ipv4ToNumber, numberToIpv4 } from "../net/ip_packet.ts";
-import { fetchStatus } from "./status.ts";
-import { readPidFile } from "./pid_file.ts";
-import type { PeerStatus, StatusReport } from "./status_report.ts";
+import { fetchStatus } from "../ops/status.ts";
+import { readPidFile } from "../ops/pid_file.ts";
+import type { PeerStatus, StatusReport } from "../ops/status_report.ts";
 
 const NAME = /^[A-Za-z0-9_.@-]{1,64}$/;
 /** How long `peer add` / `peer remove` wait for a running server to show the change. */
