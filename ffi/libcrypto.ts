@@ -5,7 +5,8 @@
  *
  * One EVP_CIPHER_CTX per direction is keyed once; per message only the IV is set
  * (`EVP_*Init_ex(ctx, NULL, NULL, NULL, iv)` keeps the key schedule), then AAD, data, final and tag.
- * Nothing is allocated per call: the nonce and tag travel through two buffers the key owns. The library is opened lazily, on the first `openLibcrypto()`.
+ * Nothing is allocated per call: the nonce and tag travel through two buffers the key owns. The library
+ * is opened lazily, on the first `openLibcrypto()`.
  */
 
 const SYMBOLS = {
