@@ -264,19 +264,18 @@ export function deleteRoute(r: RouteSpec, ifname: string): void {
 }
 
 /**
- * Add (or delete) an IPv6 "unreachable" route to `cidr` (RTF_REJECT on the loopback device): packets to it
- * fail at once instead of taking a less specific route.
+ * Add (or delete) an IPv6 "unreachable" route to `destination`/`prefixLength` (16 bytes; RTF_REJECT on the
+ * loopback device): packets to it fail at once instead of taking a less specific route.
  */
-export function setRejectRoute6(op: "add" | "delete", cidr: string): void {
-  const action = `${op} unreachable route ${cidr}`;
-  let dst;
-  try {
-    dst = networkOf(requireCidr(cidr));
-  } catch (e) {
-    throw new InterfaceError(action, "EINVAL", (e as Error).message, { cause: e });
+export function setRejectRoute6(op: "add" | "delete", destination: Uint8Array, prefixLength: number): void {
+  const action = `${op} unreachable route ${show(destination)}/${prefixLength}`;
+  checkAddress(action, destination, prefixLength);
+  if (destination.length !== 16) {
+    throw new InterfaceError(action, "EINVAL", "only IPv6 reject routes are supported");
   }
-  if (dst.family !== 6) throw new InterfaceError(action, "EINVAL", "only IPv6 reject routes are supported");
-  const msg = in6Rtmsg(dst.address, dst.prefixLength, null, interfaceIndex("lo"), true);
+  const mask = maskOf(prefixLength, 16);
+  const dst = destination.map((b, i) => b & mask[i]);
+  const msg = in6Rtmsg(dst, prefixLength, null, interfaceIndex("lo"), true);
   const call = op === "add" ? "ioctl(SIOCADDRT)" : "ioctl(SIOCDELRT)";
   withSocket(
     action,
@@ -286,14 +285,14 @@ export function setRejectRoute6(op: "add" | "delete", cidr: string): void {
 }
 
 /** The IPv6 default route of the main table with the lowest metric, from /proc/net/ipv6_route, or null. */
-export function defaultRouteV6(): { gateway: string; ifname: string } | null {
+export function defaultRouteV6(): { gateway: Uint8Array; ifname: string } | null {
   let text;
   try {
     text = Deno.readTextFileSync("/proc/net/ipv6_route");
   } catch {
     return null; // no IPv6 on this host
   }
-  let best: { gateway: string; ifname: string; metric: number } | null = null;
+  let best: { gateway: Uint8Array; ifname: string; metric: number } | null = null;
   for (const line of text.trim().split("\n")) {
     // dst dst_len src src_len next_hop metric refcnt use flags iface (hex)
     const f = line.trim().split(/\s+/);
@@ -304,7 +303,7 @@ export function defaultRouteV6(): { gateway: string; ifname: string } | null {
     if (best && best.metric <= metric) continue;
     const gw = new Uint8Array(16);
     for (let i = 0; i < 16; i++) gw[i] = parseInt(f[4].slice(2 * i, 2 * i + 2), 16);
-    best = { gateway: formatIp(gw), ifname: f[9], metric };
+    best = { gateway: gw, ifname: f[9], metric };
   }
   return best && { gateway: best.gateway, ifname: best.ifname };
 }

@@ -15,7 +15,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   "src/ops": ["src/net"],
   "src/config": ["src/net", "src/protocol", "src/ops", "src/dataplane"],
   "src/dataplane": ["src/net", "src/protocol", "src/ops", "ffi"],
-  "src/host": ["src/net", "src/ops", "src/config", "ffi"],
+  "src/host": ["src/net", "src/protocol", "src/ops", "src/config", "ffi"],
   "src/roles": ["src/net", "src/protocol", "src/ops", "src/config", "src/dataplane", "src/host", "ffi"],
 };
 

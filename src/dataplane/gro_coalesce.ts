@@ -12,6 +12,7 @@
  * not merged. Works in the caller's buffers with a reusable table; the only allocation is one view per
  * appended segment, for the native copy of its payload.
  */
+import { readU32 } from "../net/bytes.ts";
 import { checksumOf, foldSum, pseudoHeaderSum, sumBytes } from "../net/checksum.ts";
 import {
   clearVirtioNetHdr,
@@ -258,10 +259,6 @@ function checksumValid(p: Uint8Array, off: number, len: number, ipLen: number, v
 function same(a: Uint8Array, b: Uint8Array, from: number, to: number): boolean {
   for (let k = from; k < to; k++) if (a[k] !== b[k]) return false;
   return true;
-}
-
-function readU32(b: Uint8Array, at: number): number {
-  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
 }
 
 function put16(b: Uint8Array, at: number, v: number): void {

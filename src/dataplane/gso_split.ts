@@ -6,6 +6,7 @@
  * TCP/UDP checksum. Works in the caller's buffers; allocates nothing but one view per segment's payload
  * copy. Header lengths come from the packet itself, not from hdr_len, which is only a hint.
  */
+import { readU32, writeU32 } from "../net/bytes.ts";
 import { checksumOf, pseudoHeaderSum, sumBytes } from "../net/checksum.ts";
 import {
   VIRTIO_NET_HDR_GSO_ECN,
@@ -95,7 +96,7 @@ export function gsoSplit(
     }
     const l4 = outOffset + ipLen;
     if (tcp) {
-      putU32(o, l4 + 4, (firstSeq + i * gso) >>> 0);
+      writeU32(o, l4 + 4, (firstSeq + i * gso) >>> 0);
       if (i < count - 1) o[l4 + 13] &= ~(TCP_FIN | TCP_PSH);
       if (i > 0) o[l4 + 13] &= ~TCP_CWR;
     } else {
@@ -121,17 +122,6 @@ export function completeChecksum(buf: Uint8Array, at: number, len: number, hdr: 
   put16(buf, at + fieldAt, 0);
   put16(buf, at + fieldAt, checksumOf(sumBytes(buf, at + hdr.csumStart, at + len, initial)));
   return true;
-}
-
-function readU32(b: Uint8Array, at: number): number {
-  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
-}
-
-function putU32(b: Uint8Array, at: number, v: number): void {
-  b[at] = v >>> 24;
-  b[at + 1] = (v >>> 16) & 0xff;
-  b[at + 2] = (v >>> 8) & 0xff;
-  b[at + 3] = v & 0xff;
 }
 
 function put16(b: Uint8Array, at: number, v: number): void {

@@ -7,14 +7,17 @@
  */
 import { findTool, runTool } from "./routing.ts";
 import type { Cleanup } from "./cleanup.ts";
-import { CONTROL_DIR } from "../ops/control_path.ts";
+import { controlDir } from "../ops/control_path.ts";
 import type { PushedConfig } from "../protocol/wire.ts";
 import { log } from "../ops/log.ts";
 
 /** The file the C library's resolver reads. */
 export const RESOLV_CONF = "/etc/resolv.conf";
-/** Where the original is kept while the client runs. */
-export const RESOLV_BACKUP = `${CONTROL_DIR}/resolv.conf.backup`;
+/** Where the original is kept while the client runs (VPN_RUN_DIR read when needed, not at import). */
+export function resolvBackupPath(): string {
+  return `${controlDir()}/resolv.conf.backup`;
+}
+
 const RESOLVED_SOCKET = "/run/systemd/resolve/io.systemd.Resolve";
 
 interface Backup {
@@ -25,13 +28,13 @@ interface Backup {
 
 function readBackup(): Backup | null {
   try {
-    const b = JSON.parse(Deno.readTextFileSync(RESOLV_BACKUP));
+    const b = JSON.parse(Deno.readTextFileSync(resolvBackupPath()));
     if (typeof b?.pid === "number" && typeof b?.tun === "string" && typeof b?.original === "string") return b;
-    log.warn("ignoring an unreadable resolv.conf backup", { file: RESOLV_BACKUP });
+    log.warn("ignoring an unreadable resolv.conf backup", { file: resolvBackupPath() });
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) {
       log.warn("ignoring an unreadable resolv.conf backup", {
-        file: RESOLV_BACKUP,
+        file: resolvBackupPath(),
         error: (e as Error).message,
       });
     }
@@ -56,7 +59,7 @@ export function restoreStaleResolvConf(): boolean {
   const b = readBackup();
   if (b === null || (b.pid !== Deno.pid && alive(b.pid))) return false;
   Deno.writeTextFileSync(RESOLV_CONF, b.original);
-  Deno.removeSync(RESOLV_BACKUP);
+  Deno.removeSync(resolvBackupPath());
   log.info("restored resolv.conf left behind by a stopped client", { file: RESOLV_CONF, pid: b.pid });
   return true;
 }
@@ -134,8 +137,8 @@ export class DnsSettings {
     if (!this.#undoRegistered) {
       const original = Deno.readTextFileSync(RESOLV_CONF);
       const backup: Backup = { pid: Deno.pid, tun: this.#tun, original };
-      Deno.mkdirSync(CONTROL_DIR, { recursive: true, mode: 0o700 });
-      const f = Deno.openSync(RESOLV_BACKUP, { write: true, create: true, truncate: true, mode: 0o600 });
+      Deno.mkdirSync(controlDir(), { recursive: true, mode: 0o700 });
+      const f = Deno.openSync(resolvBackupPath(), { write: true, create: true, truncate: true, mode: 0o600 });
       try {
         f.writeSync(new TextEncoder().encode(JSON.stringify(backup)));
         f.syncSync(); // on disk before the original is overwritten
@@ -145,7 +148,7 @@ export class DnsSettings {
       this.#undoRegistered = true;
       this.#cleanup.add(`restore ${RESOLV_CONF}`, () => {
         Deno.writeTextFileSync(RESOLV_CONF, original);
-        Deno.removeSync(RESOLV_BACKUP);
+        Deno.removeSync(resolvBackupPath());
         log.info("DNS restored", { file: RESOLV_CONF });
       });
     }

@@ -13,7 +13,9 @@ import {
   setRejectRoute6,
 } from "../../ffi/interface.ts";
 import type { Cleanup } from "./cleanup.ts";
-import { formatIp } from "../net/ip_address.ts";
+import { routeTo } from "./host_setup.ts";
+import { requireCidr } from "../net/cidr.ts";
+import { formatIp, requireIp } from "../net/ip_address.ts";
 import { log } from "../ops/log.ts";
 
 /** The two halves of each address space: more specific than a /0 default, so the old default stays. */
@@ -32,7 +34,26 @@ export interface DefaultRoutes {
   v6(): Gateway | null;
 }
 
-const KERNEL_ROUTES: DefaultRoutes = { v4: defaultRouteV4, v6: defaultRouteV6 };
+/** A kernel default route with its gateway as text (for logs and comparison). */
+function asText(r: { gateway: Uint8Array; ifname: string } | null): Gateway | null {
+  return r && { gateway: formatIp(r.gateway), ifname: r.ifname };
+}
+
+const KERNEL_ROUTES: DefaultRoutes = {
+  v4: () => asText(defaultRouteV4()),
+  v6: () => asText(defaultRouteV6()),
+};
+
+/** The route `ffi/interface.ts` takes for a network and optional gateway given as text. */
+function spec(net: string, gateway?: string) {
+  return routeTo(requireCidr(net), gateway === undefined ? undefined : requireIp(gateway));
+}
+
+/** An IPv6 unreachable route to `net` (text), added or deleted. */
+function rejectRoute6(op: "add" | "delete", net: string): void {
+  const c = requireCidr(net);
+  setRejectRoute6(op, c.address, c.prefixLength);
+}
 
 function addTakingOver(add: () => void, what: string): void {
   try {
@@ -111,7 +132,7 @@ export class FullTunnelRoutes {
       log.warn("no default route towards the server; it must be reachable without one", { server: dst });
       return;
     }
-    addTakingOver(() => addRoute(dst, via.ifname, via.gateway), dst);
+    addTakingOver(() => addRoute(spec(dst, via.gateway), via.ifname), dst);
     this.#hostRoute = { dst, via };
     log.info("route added", { route: dst, dev: via.ifname, via: via.gateway });
     if (!this.#undoRegistered) {
@@ -125,7 +146,7 @@ export class FullTunnelRoutes {
     if (!r) return;
     this.#hostRoute = null;
     try {
-      deleteRoute(r.dst, r.via.ifname, r.via.gateway);
+      deleteRoute(spec(r.dst, r.via.gateway), r.via.ifname);
     } catch (e) {
       // Gone with its interface (the network went away): nothing left to undo.
       if (!(e instanceof InterfaceError && (e.code === "ESRCH" || e.code === "ENODEV"))) throw e;
@@ -133,14 +154,14 @@ export class FullTunnelRoutes {
   }
 
   #viaTun(net: string): void {
-    addTakingOver(() => addRoute(net, this.#tun), net);
-    this.#cleanup.add(`delete route ${net} dev ${this.#tun}`, () => deleteRoute(net, this.#tun));
+    addTakingOver(() => addRoute(spec(net), this.#tun), net);
+    this.#cleanup.add(`delete route ${net} dev ${this.#tun}`, () => deleteRoute(spec(net), this.#tun));
     log.info("route added", { route: net, dev: this.#tun });
   }
 
   #unreachable(net: string): void {
     try {
-      addTakingOver(() => setRejectRoute6("add", net), net);
+      addTakingOver(() => rejectRoute6("add", net), net);
     } catch (e) {
       // IPv6 off on this host (no IPv6 routing table): there is nothing that could leak.
       if (e instanceof InterfaceError && (e.code === "EAFNOSUPPORT" || e.code === "EACCES")) {
@@ -149,7 +170,7 @@ export class FullTunnelRoutes {
       }
       throw e;
     }
-    this.#cleanup.add(`delete unreachable route ${net}`, () => setRejectRoute6("delete", net));
+    this.#cleanup.add(`delete unreachable route ${net}`, () => rejectRoute6("delete", net));
     log.info("IPv6 blocked outside the tunnel (the tunnel has no IPv6)", { route: net, type: "unreachable" });
   }
 }
@@ -159,7 +180,7 @@ export function removeStaleRejectRoutes(): string[] {
   const removed: string[] = [];
   for (const net of HALVES_V6) {
     try {
-      setRejectRoute6("delete", net);
+      rejectRoute6("delete", net);
       removed.push(`unreachable route ${net}`);
     } catch {
       // not there
