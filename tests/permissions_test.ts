@@ -70,10 +70,10 @@ Deno.test("status without a running instance: read/write/net scoped to the contr
   }
 });
 
-Deno.test("config errors are reported under --allow-read --allow-env=VPN_KEY, before any FFI", async () => {
+Deno.test("config errors are reported under --allow-read --allow-env=VPN_KEY --allow-sys=uid, before any FFI", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const perms = ["--allow-read", "--allow-env=VPN_KEY"];
+    const perms = ["--allow-read", "--allow-env=VPN_KEY", "--allow-sys=uid"];
     const mtu = await run(perms, ["server", "--mtu", "99999", "--key-file", `${dir}/k`]);
     assertEquals(mtu.code, 2);
     assertMatch(mtu.err, /^vpn: --mtu: got "99999"; allowed: an integer from 576 to 9000\n$/);
@@ -88,6 +88,12 @@ Deno.test("config errors are reported under --allow-read --allow-env=VPN_KEY, be
     const missing = await run(perms, ["client", "--peer", "127.0.0.1:51820", "--key-file", `${dir}/none`]);
     assertEquals(missing.code, 2);
     assertMatch(missing.err, /key file .*none: does not exist/);
+    // A key file readable by others is refused after its owner and mode are checked (the uid needs sys).
+    await Deno.writeTextFile(`${dir}/open.key`, `${"A".repeat(43)}=\n`, { mode: 0o644 });
+    await Deno.chmod(`${dir}/open.key`, 0o644);
+    const open = await run(perms, ["client", "--peer", "127.0.0.1:51820", "--key-file", `${dir}/open.key`]);
+    assertEquals(open.code, 2);
+    assertMatch(open.err, /open\.key.*0644/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -98,7 +104,7 @@ Deno.test("vpn peer add/list/remove without a running server: read, and write to
   try {
     const config = `${dir}/server.toml`;
     await Deno.writeTextFile(config, '[server]\naddress = "10.0.0.1/24"\n', { mode: 0o600 });
-    const perms = ["--allow-read", `--allow-write=${dir}`, "--allow-env=VPN_RUN_DIR"];
+    const perms = ["--allow-read", `--allow-write=${dir}`, "--allow-env=VPN_RUN_DIR", "--allow-sys=uid"];
     const env = { VPN_RUN_DIR: dir };
     const add = await run(perms, [
       "peer",
