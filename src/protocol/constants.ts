@@ -47,7 +47,7 @@ export const RESPONSE_LENGTH = RESPONSE_HEADER_LENGTH + RESPONSE_PAYLOAD_LENGTH 
 
 /** Default tunnel MTU: IPv6 (40) + UDP (8) + data overhead (29) + 1420 <= 1500. */
 export const DEFAULT_MTU = 1420;
-/** Largest tunnel MTU configured or accepted from a server (jumbo frames); it sizes the client's packet slots. */
+/** Largest tunnel MTU configured or accepted from a server (jumbo frames); sizes the client's slots. */
 export const MAX_MTU = 9000;
 /** Smallest tunnel MTU: every IPv4 host must take 576-byte datagrams (RFC 791). */
 export const MIN_MTU = 576;
