@@ -29,14 +29,14 @@ export function sendUnixDatagram(path: string, message: string): void {
   addr.set(name, SUN_PATH_OFFSET);
   if (abstract) addr[SUN_PATH_OFFSET] = 0;
   const addrLen = SUN_PATH_OFFSET + name.length + (abstract ? 0 : 1);
-  const fd = libc.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const fd = libc().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw lastError("socket(AF_UNIX)");
   try {
     const data = new TextEncoder().encode(message);
-    if (libc.sendto(fd, data, BigInt(data.length), MSG_NOSIGNAL, addr, addrLen) < 0) {
+    if (libc().sendto(fd, data, BigInt(data.length), MSG_NOSIGNAL, addr, addrLen) < 0) {
       throw lastError("sendto", path);
     }
   } finally {
-    libc.close(fd);
+    libc().close(fd);
   }
 }

@@ -12,7 +12,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   "ffi": [],
   "src/net": [],
   "src/protocol": ["src/net"],
-  "src/ops": ["src/net"],
+  "src/ops": ["src/net", "src/protocol", "ffi"],
   "src/config": ["src/net", "src/protocol", "src/ops", "src/dataplane"],
   "src/dataplane": ["src/net", "src/protocol", "src/ops", "ffi"],
   "src/host": ["src/net", "src/protocol", "src/ops", "src/config", "ffi"],

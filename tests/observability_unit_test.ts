@@ -266,6 +266,7 @@ function report(): StatusReport {
     crypto: "openssl",
     udp: "batched",
     drops,
+    errors: { tun_write: 0, send_dropped: 0, send_refused: 0, truncated: 0 },
     peers: [
       {
         name: 'we"ird\\name',
