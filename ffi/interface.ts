@@ -74,7 +74,7 @@ function checkName(action: string, ifname: string): void {
   }
 }
 
-/** The netmask of a prefix length, `length` bytes (4 or 16); computed here because ffi/ imports nothing from src/. */
+/** The netmask of a prefix length in `length` bytes (4 or 16); here since ffi/ imports nothing from src/. */
 function maskOf(prefixLength: number, length: number): Uint8Array {
   const m = new Uint8Array(length);
   for (let i = 0; i < length; i++) m[i] = 0xff & ~(0xff >> Math.max(0, Math.min(8, prefixLength - 8 * i)));
