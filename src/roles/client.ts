@@ -4,7 +4,13 @@
  */
 import { type Cidr, formatCidr, parseCidr } from "../net/cidr.ts";
 import type { ClientOptions } from "../config/config.ts";
-import { CTRL_CONFIG, CTRL_CONFIG_REQUEST, MAX_MTU, MSG_RESPONSE, REKEY_TIMEOUT_MS } from "../protocol/constants.ts";
+import {
+  CTRL_CONFIG,
+  CTRL_CONFIG_REQUEST,
+  MAX_MTU,
+  MSG_RESPONSE,
+  REKEY_TIMEOUT_MS,
+} from "../protocol/constants.ts";
 import { type Endpoint, endpointIsV4, endpointToString } from "../net/endpoint.ts";
 import {
   createInitiation,
