@@ -20,6 +20,8 @@ import {
   INITIATION_PAYLOAD_LENGTH,
   KEY_ID_LENGTH,
   MAX_DATAGRAM_LENGTH,
+  MIN_MTU,
+  MIN_MTU_IPV6,
   MSG_DATA,
   MSG_INITIATION,
   MSG_RESPONSE,
@@ -267,7 +269,7 @@ export interface PrefixedAddress {
 export interface AssignedParams {
   ipv4: PrefixedAddress | null;
   ipv6: PrefixedAddress | null;
-  /** Tunnel MTU (inner packet size), 576..65478; >= 1280 when IPv6 is assigned. */
+  /** Tunnel MTU (inner packet size), MIN_MTU..65478; >= MIN_MTU_IPV6 when IPv6 is assigned. */
   mtu: number;
   /** Keepalive interval in seconds; 0 = none. */
   keepaliveSeconds: number;
@@ -275,7 +277,7 @@ export interface AssignedParams {
 
 function validParams(p: AssignedParams): boolean {
   return (p.ipv4 !== null || p.ipv6 !== null) &&
-    Number.isInteger(p.mtu) && p.mtu >= (p.ipv6 ? 1280 : 576) &&
+    Number.isInteger(p.mtu) && p.mtu >= (p.ipv6 ? MIN_MTU_IPV6 : MIN_MTU) &&
     p.mtu <= MAX_DATAGRAM_LENGTH - DATA_OVERHEAD &&
     Number.isInteger(p.keepaliveSeconds) && p.keepaliveSeconds >= 0 && p.keepaliveSeconds <= 0xffff &&
     (p.ipv4 === null || (Number.isInteger(p.ipv4.prefix) && p.ipv4.prefix >= 0 && p.ipv4.prefix <= 32)) &&
