@@ -9,7 +9,8 @@ import { REKEY_AFTER_TIME_MS } from "../src/protocol/constants.ts";
 import { throttle, withVpnLab } from "./netns/vpn.ts";
 
 function totalDrops(st: StatusReport): number {
-  const sum = (d: StatusReport["drops"]) => d.auth + d.replay + d.no_route + d.oversize + d.malformed;
+  const sum = (d: StatusReport["drops"]) =>
+    d.auth + d.replay + d.no_route + d.oversize + d.malformed + d.busy;
   return sum(st.drops) + st.peers.reduce((n, p) => n + sum(p.drops), 0);
 }
 

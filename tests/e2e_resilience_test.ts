@@ -27,7 +27,7 @@ function drops(st: StatusReport, kind: keyof StatusReport["drops"]): number {
 }
 
 function allDrops(st: StatusReport): number {
-  return (["auth", "replay", "no_route", "oversize", "malformed"] as const).reduce(
+  return (["auth", "replay", "no_route", "oversize", "malformed", "busy"] as const).reduce(
     (n, k) => n + drops(st, k),
     0,
   );

@@ -1,7 +1,15 @@
 import { deepEqual as assertDeepEquals, equal as assertEquals, ok as assert } from "node:assert/strict";
 import type { AeadBackend } from "../src/protocol/aead.ts";
 import { selectAeadBackend } from "../src/dataplane/aead_select.ts";
-import { INITIATION_LENGTH, REKEY_GRACE_MS } from "../src/protocol/constants.ts";
+import {
+  COOKIE_REPLY_LENGTH,
+  COOKIE_SECRET_ROTATION_MS,
+  INITIATION_LENGTH,
+  KEY_ID_PERIOD_MS,
+  REKEY_GRACE_MS,
+} from "../src/protocol/constants.ts";
+import { CookieChecker } from "../src/protocol/cookie.ts";
+import { endpointFromParts } from "../src/net/endpoint.ts";
 import {
   type ClientHandshake,
   createInitiation,
@@ -14,7 +22,7 @@ import {
 import { generateKey } from "../src/config/key_file.ts";
 import { deriveHandshakeKey, type HandshakeKey } from "../src/protocol/keys.ts";
 import { PeerSessions, Session } from "../src/protocol/session.ts";
-import type { AssignedParams } from "../src/protocol/wire.ts";
+import { type AssignedParams, INITIATION } from "../src/protocol/wire.ts";
 import { receiveData } from "./receive_data.ts";
 
 const backends: AeadBackend[] = [
@@ -30,8 +38,9 @@ const PARAMS: AssignedParams = {
 const clock = new InitiationClock();
 
 function server(...keys: HandshakeKey[]): Responder {
-  const map = new Map(keys.map((k) => [k.keyIdValue, k]));
-  return new Responder((id) => map.get(id));
+  const r = new Responder();
+  r.setKeys(keys);
+  return r;
 }
 
 async function initiate(key: HandshakeKey, requested: string | null = null, timestamp = clock.next()) {
@@ -94,46 +103,132 @@ Deno.test("each handshake yields fresh session keys (ephemeral on both sides)", 
   assert(a.client.keys.initiatorToResponder.some((x, i) => x !== b.client.keys.initiatorToResponder[i]));
 });
 
-Deno.test("replayed initiation is refused; stale timestamps refused, newer ones accepted", async () => {
+Deno.test("replays refused; timestamps must be within the window either way; a restart forgets nothing fresh", async () => {
   const key = await deriveHandshakeKey(generateKey());
-  const map = new Map([[key.keyIdValue, key]]);
-  const r = new Responder((id) => map.get(id), { freshnessMs: 1000 });
   const now = 1_800_000_000_000;
+  const r = new Responder({ freshnessMs: 1000 });
+  r.setKeys([key], now);
   const p = await initiate(key, null, now * 1000);
   assert((await r.openInitiation(p.message, now)).ok);
+  assertEquals(r.checkInitiation(p.message, now), "replay", "the synchronous check already knows it");
   const again = await r.openInitiation(p.message, now);
   assert(!again.ok && again.reason === "replay");
-  // Much later, after the cache forgot it: the old timestamp is neither newer nor fresh.
-  (r as unknown as { insertsSincePrune: number }).insertsSincePrune = 2000; // make the next insert prune
-  const q = await initiate(key, null, (now + 5000) * 1000);
-  assert((await r.openInitiation(q.message, now + 5000)).ok, "newer timestamp accepted (and prunes)");
-  const late = await r.openInitiation(p.message, now + 5000);
-  assert(!late.ok && late.reason === "stale", `got ${!late.ok && late.reason}`);
-  // A timestamp older than the last but fresh (another client sharing the key, clock 0.5 s behind): accepted once.
-  const shared = await initiate(key, null, (now + 4500) * 1000);
-  assert((await r.openInitiation(shared.message, now + 5000)).ok);
-  const dup = await r.openInitiation(shared.message, now + 5000);
-  assert(!dup.ok && dup.reason === "replay");
-  // Older than the last and outside the freshness window: refused.
-  const old = await initiate(key, null, (now + 3000) * 1000);
-  const o = await r.openInitiation(old.message, now + 5000);
-  assert(!o.ok && o.reason === "stale");
-  // Far-future clock is newer than last: accepted.
+  // Another client sharing the key, clock 0.5 s behind: accepted once.
+  const behind = await initiate(key, null, (now - 500) * 1000);
+  assert((await r.openInitiation(behind.message, now)).ok);
+  // Older than the window: refused, however new for this key.
+  const old = await initiate(key, null, (now - 1500) * 1000);
+  const o = await r.openInitiation(old.message, now);
+  assert(!o.ok && o.reason === "stale", `got ${!o.ok && o.reason}`);
+  // Ahead of our clock by more than the window: refused, and it does not lock out honest clocks.
   const fut = await initiate(key, null, (now + 86_400_000) * 1000);
-  assert((await r.openInitiation(fut.message, now + 5000)).ok);
-  // A wall clock stepping back does not revive anything.
-  const back = await r.openInitiation(shared.message, now - 10_000);
+  const f = await r.openInitiation(fut.message, now);
+  assert(!f.ok && f.reason === "unknown-key", "a day ahead is not even in the key id table");
+  const soon = await initiate(key, null, (now + 1500) * 1000);
+  const s2 = await r.openInitiation(soon.message, now);
+  assert(!s2.ok && s2.reason === "future", `got ${!s2.ok && s2.reason}`);
+  assert((await r.openInitiation((await initiate(key, null, now * 1000 + 7)).message, now)).ok);
+  // Much later the replay is still refused; a wall clock stepping back revives nothing.
+  const late = await r.openInitiation(p.message, now + 5000);
+  assert(!late.ok && (late.reason === "stale" || late.reason === "replay"));
+  const back = await r.openInitiation(behind.message, now - 10_000);
   assert(!back.ok);
+  // After a restart (a fresh responder) anything older than now - window is refused.
+  const restarted = new Responder({ freshnessMs: 1000 });
+  restarted.setKeys([key], now + 5000);
+  const r2 = await restarted.openInitiation(p.message, now + 5000);
+  assert(!r2.ok && r2.reason === "stale");
 });
 
-Deno.test("replay cache bound: full of fresh entries -> busy", async () => {
-  const key = await deriveHandshakeKey(generateKey());
-  const r = new Responder((id) => (id === key.keyIdValue ? key : undefined), { maxRecent: 2 });
+Deno.test("each key has its own replay cache bound and rate limit", async () => {
+  const a = await deriveHandshakeKey(generateKey()), b = await deriveHandshakeKey(generateKey());
   const now = Date.now();
-  assert((await r.openInitiation((await initiate(key, null, now * 1000)).message, now)).ok);
-  assert((await r.openInitiation((await initiate(key, null, now * 1000 + 1)).message, now)).ok);
-  const third = await r.openInitiation((await initiate(key, null, now * 1000 + 2)).message, now);
+  const r = new Responder({ maxRecentPerKey: 2, keyBurst: 100 });
+  r.setKeys([a, b], now);
+  assert((await r.openInitiation((await initiate(a, null, now * 1000)).message, now)).ok);
+  assert((await r.openInitiation((await initiate(a, null, now * 1000 + 1)).message, now)).ok);
+  const third = await r.openInitiation((await initiate(a, null, now * 1000 + 2)).message, now);
   assert(!third.ok && third.reason === "busy");
+  assert((await r.openInitiation((await initiate(b, null, now * 1000 + 3)).message, now)).ok, "b unaffected");
+
+  // Default rate: burst 5, then one per 20 ms; a flooding key does not slow another key.
+  const q = new Responder();
+  q.setKeys([a, b], now);
+  let accepted = 0;
+  for (let i = 0; i < 20; i++) {
+    if ((await q.openInitiation((await initiate(a, null, now * 1000 + 10 + i)).message, now)).ok) accepted++;
+  }
+  assertEquals(accepted, 5);
+  const limited = await q.openInitiation((await initiate(a, null, now * 1000 + 40)).message, now + 5);
+  assert(!limited.ok && limited.reason === "busy");
+  assert((await q.openInitiation((await initiate(a, null, now * 1000 + 41)).message, now + 25)).ok);
+  assert((await q.openInitiation((await initiate(b, null, now * 1000 + 42)).message, now + 25)).ok);
+  // Refused initiations (future, stale) take no token.
+  const r3 = new Responder({ freshnessMs: 1000, keyBurst: 1 });
+  r3.setKeys([a], now);
+  for (let i = 0; i < 10; i++) {
+    assert(!(await r3.openInitiation((await initiate(a, null, (now + 2000) * 1000 + i)).message, now)).ok);
+  }
+  assert((await r3.openInitiation((await initiate(a, null, now * 1000 + 50)).message, now)).ok);
+});
+
+Deno.test("key ids rotate with the period; the responder matches the previous, current and next one", async () => {
+  const key = await deriveHandshakeKey(generateKey());
+  const now = 1_800_000_000_000 - (1_800_000_000_000 % KEY_ID_PERIOD_MS) + 1000; // early in a period
+  const r = new Responder({ freshnessMs: 10 * KEY_ID_PERIOD_MS });
+  r.setKeys([key], now);
+  const idAt = async (ms: number) => {
+    const m = (await initiate(key, null, ms * 1000)).message;
+    return { id: Array.from(m.subarray(6, 14)).join(","), m };
+  };
+  const same1 = await idAt(now), same2 = await idAt(now + 1);
+  assertEquals(same1.id, same2.id, "one period, one id");
+  const next = await idAt(now + KEY_ID_PERIOD_MS);
+  assert(next.id !== same1.id, "the next period has another id");
+  assert(!(same1.m.subarray(6, 14).every((x, i) => x === key.keyId[i])), "the stable id is never sent");
+  for (const skew of [-KEY_ID_PERIOD_MS, -1, 0, KEY_ID_PERIOD_MS, 2 * KEY_ID_PERIOD_MS - 2000]) {
+    const k = r.checkInitiation((await idAt(now + skew)).m, now);
+    assert(typeof k !== "string", `skew ${skew} ms refused: ${k}`);
+  }
+  for (const skew of [-KEY_ID_PERIOD_MS - 1001, 2 * KEY_ID_PERIOD_MS]) {
+    assertEquals(r.checkInitiation((await idAt(now + skew)).m, now), "unknown-key", `skew ${skew}`);
+  }
+  // The table follows the clock without a call to setKeys.
+  const later = now + 10 * KEY_ID_PERIOD_MS;
+  assert(typeof r.checkInitiation((await idAt(later)).m, later) !== "string");
+});
+
+Deno.test("cookie reply: bound to the source and the initiation, readable only with the key", async () => {
+  const key = await deriveHandshakeKey(generateKey()), other = await deriveHandshakeKey(generateKey());
+  const jar = new CookieChecker(0);
+  const from = endpointFromParts("192.0.2.7", 4000), elsewhere = endpointFromParts("192.0.2.8", 4000);
+  const p = await initiate(key);
+  assert(!jar.mac2Valid(p.message, from, 1), "no cookie yet");
+  const reply = new Uint8Array(COOKIE_REPLY_LENGTH);
+  assertEquals(jar.writeReply(key, p.message, from, 1, reply), COOKIE_REPLY_LENGTH);
+  assert(COOKIE_REPLY_LENGTH < INITIATION_LENGTH, "no amplification");
+  for (let bit = 0; bit < reply.length * 8; bit++) {
+    const d = reply.slice();
+    d[bit >> 3] ^= 1 << (bit & 7);
+    assert(!p.consumeCookieReply(d).ok, `bit ${bit} accepted`);
+  }
+  const q = await initiate(other);
+  assert(!q.consumeCookieReply(reply).ok, "another key cannot read it");
+  const got = p.consumeCookieReply(reply);
+  assert(got.ok);
+  assert(jar.mac2Valid(p.message, from, 2), "the resent initiation carries MAC2");
+  assert(!jar.mac2Valid(p.message, elsewhere, 2), "MAC2 is bound to the source");
+  // A later initiation with the same cookie passes; after two rotations the cookie is dead.
+  const later = await createInitiation(key, {
+    senderIndex: 4,
+    requestedAddress: null,
+    timestamp: clock.next(),
+    cookie: got.value,
+  });
+  assert(jar.mac2Valid(later.message, from, COOKIE_SECRET_ROTATION_MS + 10), "previous secret still valid");
+  assert(!jar.mac2Valid(later.message, from, 2 * COOKIE_SECRET_ROTATION_MS + 20));
+  // MAC2 changes nothing the responder authenticates.
+  assert((await server(key).openInitiation(p.message)).ok);
 });
 
 Deno.test("wrong key gets no response: unknown key id, and a key id claimed with another key", async () => {
@@ -142,13 +237,18 @@ Deno.test("wrong key gets no response: unknown key id, and a key id claimed with
   const r = server(key);
   const a = await r.openInitiation((await initiate(stranger)).message);
   assert(!a.ok && a.reason === "unknown-key");
-  // Forge: stranger's key but the server's key id in the header.
-  const forged = await createInitiation({ ...stranger, keyId: key.keyId, keyIdValue: key.keyIdValue }, {
-    senderIndex: 1,
-    requestedAddress: null,
-    timestamp: clock.next(),
-  });
-  const b = await r.openInitiation(forged.message);
+  // Forge: stranger's key but the server's key id in the header (MAC1 fails, synchronously)...
+  const opts = { senderIndex: 1, requestedAddress: null, timestamp: clock.next() };
+  const forged = await createInitiation(
+    { ...stranger, sip: { ...stranger.sip, keyId: key.sip.keyId } },
+    opts,
+  );
+  assertEquals(r.checkInitiation(forged.message), "auth");
+  // ...and with the server's MAC1 key too (the AEAD tag fails).
+  const sip = { ...stranger.sip, keyId: key.sip.keyId, mac1: key.sip.mac1 };
+  const forged2 = await createInitiation({ ...stranger, sip }, { ...opts, timestamp: clock.next() });
+  assert(typeof r.checkInitiation(forged2.message) !== "string");
+  const b = await r.openInitiation(forged2.message);
   assert(!b.ok && b.reason === "auth");
 });
 
@@ -158,7 +258,8 @@ Deno.test("every bit flip, truncation and extension of an initiation is refused"
   const p = await initiate(key, "fd00::5");
   const m = p.message;
   assertEquals(m.length, INITIATION_LENGTH);
-  for (let bit = 0; bit < m.length * 8; bit++) {
+  // Every bit up to MAC2; MAC2 is checked only under load, by the cookie checker (test above).
+  for (let bit = 0; bit < INITIATION.mac2 * 8; bit++) {
     const d = m.slice();
     d[bit >> 3] ^= 1 << (bit & 7);
     assert(!(await r.openInitiation(d)).ok, `bit ${bit} accepted`);

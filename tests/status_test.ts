@@ -9,7 +9,7 @@ import type { PeerStatus, StatusReport } from "../src/ops/status_report.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MOD = `${ROOT}mod.ts`;
-const DROP_KEYS = ["auth", "malformed", "no_route", "oversize", "relay", "replay"];
+const DROP_KEYS = ["auth", "busy", "malformed", "no_route", "oversize", "relay", "replay"];
 
 interface Cli {
   code: number;

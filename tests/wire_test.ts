@@ -5,8 +5,10 @@ import {
   throws,
 } from "node:assert/strict";
 import {
+  COOKIE_REPLY_LENGTH,
   DATA_OVERHEAD,
   INITIATION_LENGTH,
+  MSG_COOKIE_REPLY,
   MSG_DATA,
   MSG_INITIATION,
   MSG_RESPONSE,
@@ -21,17 +23,24 @@ import {
   encodeInitiationPayload,
   encodeResponseHeader,
   encodeResponsePayload,
+  INITIATION,
+  parseCookieReplyIndex,
   parseInitiationHeader,
   parseResponseHeader,
   readCounter,
   readReceiverIndex,
+  writeCookieReplyHeader,
   writeDataHeader,
 } from "../src/protocol/wire.ts";
 
-Deno.test("sizes: response smaller than initiation (no amplification)", () => {
-  assertEquals(INITIATION_LENGTH, 99);
+Deno.test("sizes: response and cookie reply smaller than initiation (no amplification)", () => {
+  assertEquals(INITIATION_LENGTH, 115);
   assertEquals(RESPONSE_LENGTH, 97);
+  assertEquals(COOKIE_REPLY_LENGTH, 38);
   assert(RESPONSE_LENGTH <= INITIATION_LENGTH);
+  assert(COOKIE_REPLY_LENGTH <= INITIATION_LENGTH);
+  assertEquals(INITIATION.mac1, 99);
+  assertEquals(INITIATION.mac2, 107);
 });
 
 Deno.test("data header round trip incl. counters above 2^32", () => {
@@ -59,6 +68,10 @@ Deno.test("classify: type and length rules", () => {
   b[0] = MSG_RESPONSE;
   assertEquals(classify(b, RESPONSE_LENGTH), MSG_RESPONSE);
   assertEquals(classify(b, RESPONSE_LENGTH + 1), "long");
+  b[0] = MSG_COOKIE_REPLY;
+  assertEquals(classify(b, COOKIE_REPLY_LENGTH), MSG_COOKIE_REPLY);
+  assertEquals(classify(b, COOKIE_REPLY_LENGTH - 1), "short");
+  assertEquals(classify(b, COOKIE_REPLY_LENGTH + 1), "long");
   b[0] = 0;
   assertEquals(classify(b, 50), "type");
   assertEquals(classify(b, 0), "short");
@@ -93,6 +106,17 @@ Deno.test("initiation header and payload round trip", () => {
   throws(() => encodeInitiationPayload({ timestamp: 1, requestedAddress: "nope" }), RangeError);
   msg[1] = 2;
   assertEquals(parseInitiationHeader(msg), "version");
+});
+
+Deno.test("cookie reply header: length, type, version, receiver index", () => {
+  const d = new Uint8Array(COOKIE_REPLY_LENGTH);
+  writeCookieReplyHeader(d, 0xa1b2c3d4);
+  assertEquals(parseCookieReplyIndex(d), 0xa1b2c3d4);
+  assertEquals(parseCookieReplyIndex(d.subarray(0, 37)), "short");
+  d[1] = 9;
+  assertEquals(parseCookieReplyIndex(d), "version");
+  d[0] = MSG_RESPONSE;
+  assertEquals(parseCookieReplyIndex(d), "short");
 });
 
 Deno.test("response header and payload round trip; invalid params refused", () => {
@@ -162,11 +186,14 @@ Deno.test("fuzz: parsers are total on random and mutated datagrams", () => {
       d = new Uint8Array(len);
       d.set(s.subarray(0, Math.min(len, s.length)));
       for (let k = 0; k < 1 + (i % 4); k++) if (len > 0) d[Math.floor(Math.random() * len)] ^= 1 << (i % 8);
-      if (Math.random() < 0.5 && len > 0) d[0] = 1 + (i % 3);
+      if (Math.random() < 0.5 && len > 0) d[0] = 1 + (i % 4);
     }
     const len = Math.floor(Math.random() * (d.length + 4)); // sometimes claims more than the buffer
     const c = classify(d, len);
-    assert(typeof c === "string" || c === MSG_DATA || c === MSG_INITIATION || c === MSG_RESPONSE);
+    assert(
+      typeof c === "string" || c === MSG_DATA || c === MSG_INITIATION || c === MSG_RESPONSE ||
+        c === MSG_COOKIE_REPLY,
+    );
     if (c === MSG_DATA) {
       readCounter(d);
       readReceiverIndex(d);
@@ -174,6 +201,7 @@ Deno.test("fuzz: parsers are total on random and mutated datagrams", () => {
     }
     parseInitiationHeader(d);
     parseResponseHeader(d);
+    parseCookieReplyIndex(d);
     decodeInitiationPayload(d);
     decodeResponsePayload(d);
   }

@@ -63,7 +63,7 @@ export function formatStatus(r: StatusReport): string {
     (r.listen ? ` listening ${r.listen}` : ""),
     `up ${ago(r.uptime_s).replace(" ago", "")}, crypto ${r.crypto}, udp ${r.udp}`,
     `drops (not charged to a peer): auth ${d.auth}, replay ${d.replay}, no-route ${d.no_route}, ` +
-    `oversize ${d.oversize}, malformed ${d.malformed}, relay ${d.relay}`,
+    `oversize ${d.oversize}, malformed ${d.malformed}, relay ${d.relay}, busy ${d.busy}`,
   ];
   // Older instances (before the field existed) answer without it.
   const e = r.errors;

@@ -14,6 +14,8 @@ export interface DropCounts {
   malformed: number;
   /** Client-to-client packets the server does not relay (`client_to_client = false`). */
   relay: number;
+  /** Handshake work refused under load or over a rate limit (per source, per key), or answered with a cookie. */
+  busy: number;
 }
 
 /** One peer's line in the status. */
@@ -62,7 +64,7 @@ export interface StatusReport {
 
 /** All-zero drop counters. */
 export function zeroDrops(): DropCounts {
-  return { auth: 0, replay: 0, no_route: 0, oversize: 0, malformed: 0, relay: 0 };
+  return { auth: 0, replay: 0, no_route: 0, oversize: 0, malformed: 0, relay: 0, busy: 0 };
 }
 
 /** The status counter a protocol drop reason is counted under. */
@@ -77,8 +79,10 @@ export function dropCategory(reason: string): keyof DropCounts {
     case "stale":
     case "limit":
     case "expired":
-    case "busy":
+    case "future":
       return "replay";
+    case "busy":
+      return "busy";
     case "long":
       return "oversize";
     default:

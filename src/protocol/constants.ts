@@ -12,11 +12,15 @@ export const MSG_INITIATION = 1;
 export const MSG_RESPONSE = 2;
 /** Byte 0 of a data (transport) packet. */
 export const MSG_DATA = 3;
+/** Byte 0 of a cookie reply (server -> client, instead of a response while the server is under load). */
+export const MSG_COOKIE_REPLY = 4;
 
 /** A configured key: 32 random bytes (44 base64 characters in files). */
 export const KEY_LENGTH = 32;
-/** Public key id derived from a configured key, sent in cleartext so the server finds the key in O(1). */
+/** Key id sent in cleartext so the server finds the key in O(1); it changes every `KEY_ID_PERIOD_MS`. */
 export const KEY_ID_LENGTH = 8;
+/** The key id of an initiation is SipHash(key's id key, period number); a new period every 120 s. */
+export const KEY_ID_PERIOD_MS = 120_000;
 /** X25519 public key. */
 export const PUBLIC_KEY_LENGTH = 32;
 /** AES-GCM nonce. */
@@ -36,14 +40,29 @@ export const MAX_DATAGRAM_LENGTH = 65507;
 export const INITIATION_PAYLOAD_LENGTH = 25;
 /** Cleartext header of an initiation: type, version, sender index, key id, ephemeral, nonce. */
 export const INITIATION_HEADER_LENGTH = 2 + INDEX_LENGTH + KEY_ID_LENGTH + PUBLIC_KEY_LENGTH + NONCE_LENGTH;
-/** Total initiation size (fixed). */
-export const INITIATION_LENGTH = INITIATION_HEADER_LENGTH + INITIATION_PAYLOAD_LENGTH + TAG_LENGTH;
+/** Bytes of an initiation the AEAD covers and the transcript hashes (header, sealed payload, tag). */
+export const INITIATION_AUTH_LENGTH = INITIATION_HEADER_LENGTH + INITIATION_PAYLOAD_LENGTH + TAG_LENGTH;
+/** MAC1 / MAC2 of an initiation: SipHash-2-4 outputs. */
+export const MAC_LENGTH = 8;
+/** Total initiation size (fixed): authenticated part, MAC1 (key holder), MAC2 (cookie holder or zeros). */
+export const INITIATION_LENGTH = INITIATION_AUTH_LENGTH + 2 * MAC_LENGTH;
 /** Sealed part of a response: flags, IPv4 + prefix, IPv6 + prefix, MTU (u16), keepalive (u16). */
 export const RESPONSE_PAYLOAD_LENGTH = 1 + 4 + 1 + 16 + 1 + 2 + 2;
 /** Cleartext header of a response: type, version, sender index, receiver index, ephemeral, nonce. */
 export const RESPONSE_HEADER_LENGTH = 2 + 2 * INDEX_LENGTH + PUBLIC_KEY_LENGTH + NONCE_LENGTH;
 /** Total response size (fixed; smaller than an initiation so the server never amplifies). */
 export const RESPONSE_LENGTH = RESPONSE_HEADER_LENGTH + RESPONSE_PAYLOAD_LENGTH + TAG_LENGTH;
+
+/** A cookie: 16 bytes, the SipHash key of an initiation's MAC2. */
+export const COOKIE_LENGTH = 16;
+/** Nonce of a cookie reply. */
+export const COOKIE_NONCE_LENGTH = 8;
+/** Cookie reply: type, version, receiver index, nonce, sealed cookie, tag (smaller than an initiation). */
+export const COOKIE_REPLY_LENGTH = 2 + INDEX_LENGTH + COOKIE_NONCE_LENGTH + COOKIE_LENGTH + MAC_LENGTH;
+/** The responder's cookie secret changes this often; cookies of the current and previous secret are valid. */
+export const COOKIE_SECRET_ROTATION_MS = 120_000;
+/** An initiator uses a cookie for this long after receiving it (less than one rotation, for latency). */
+export const COOKIE_MAX_AGE_MS = COOKIE_SECRET_ROTATION_MS - 5_000;
 
 /** Default tunnel MTU: IPv6 (40) + UDP (8) + data overhead (29) + 1420 <= 1500. */
 export const DEFAULT_MTU = 1420;
@@ -76,17 +95,38 @@ export const REPLAY_WINDOW_BLOCKS = 128;
 /** Counters up to this far below the highest accepted one are still accepted once. */
 export const REPLAY_WINDOW_SIZE = (REPLAY_WINDOW_BLOCKS - 1) * 32;
 
-/** An initiation whose timestamp is not newer than the last accepted one for its key id must be this fresh. */
+/** An initiation's timestamp must be within this of the responder's clock, either way. */
 export const INITIATION_FRESHNESS_MS = 120_000;
-/** Upper bound of the recently-accepted-initiation cache the responder keeps for replay detection. */
-export const RECENT_INITIATIONS_MAX = 65_536;
+/** Accepted initiations per key id: a token bucket of this rate (WireGuard: one per 20 ms per peer)... */
+export const KEY_INITIATIONS_PER_SECOND = 50;
+/** ...and this burst. */
+export const KEY_INITIATION_BURST = 5;
+/**
+ * Bound of one key id's replay cache. An entry lives until its timestamp is older than the freshness
+ * window, at most two windows after acceptance, so the key's bucket can never fill it.
+ */
+export const RECENT_INITIATIONS_PER_KEY = KEY_INITIATION_BURST +
+  KEY_INITIATIONS_PER_SECOND * 2 * (INITIATION_FRESHNESS_MS / 1000);
+
+/** Handshakes waiting or in progress above which the responder is under load and asks for cookies. */
+export const UNDER_LOAD_HANDSHAKES = 8;
+/** The responder stays under load this long after the queue last went above the threshold. */
+export const UNDER_LOAD_AFTER_MS = 1_000;
+/** Slots of the per-source token bucket table (fixed: memory does not grow with the number of sources). */
+export const SOURCE_BUCKET_SLOTS = 4096;
+/** Initiations per second one source (an IPv4 address or an IPv6 /64) may have answered under load... */
+export const SOURCE_INITIATIONS_PER_SECOND = 20;
+/** ...and its burst. */
+export const SOURCE_INITIATION_BURST = 5;
 
 /** HKDF salt for everything derived from a configured key. */
 export const LABEL_SALT = "vpn/1";
 /** HKDF info of the handshake key. */
 export const LABEL_HANDSHAKE_KEY = "vpn/1 handshake key";
-/** HKDF info of the public key id. */
+/** HKDF info of the stable key id (internal: never sent; names a key in the responder's tables). */
 export const LABEL_KEY_ID = "vpn/1 key id";
+/** HKDF info of the four SipHash keys: wire key id, MAC1, cookie sealing, cookie tag. */
+export const LABEL_SIP_KEYS = "vpn/1 sip keys";
 /** HKDF info prefix of the session keys (followed by the transcript hash). */
 export const LABEL_SESSION_KEYS = "vpn/1 session keys";
 

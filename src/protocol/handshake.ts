@@ -3,20 +3,34 @@
  * the responder (server) authenticates initiations and answers them. All crypto is WebCrypto:
  * X25519 ephemerals on both sides, AES-256-GCM under the handshake key, HKDF-SHA256 for session keys.
  *
- * The responder spends on a bad datagram at most one tag check: length, type and version are checked
- * first, then the key id is looked up, then the tag; X25519 runs only for authenticated initiations.
+ * The responder checks in two steps. `checkInitiation` is synchronous and costs at most one Map get and
+ * two SipHash runs: length, type, version, the rotating key id (`key_id.ts`), MAC1, and the key's replay
+ * cache. Only then may the caller queue `openInitiation` (one AES-GCM open); X25519 runs only for
+ * authenticated, fresh, non-replayed initiations within the key's rate.
  *
- * Replay rule for initiations (the key may be shared by many clients whose clocks interleave):
- * accept an authenticated initiation iff its tag was not accepted before (recent cache) AND
- * (its timestamp is newer than the last accepted for its key id OR it is within ±freshness of the
- * responder's clock). A cache entry is kept until its timestamp falls below now - freshness, after
- * which a replay fails both branches. With a per-peer key this is WireGuard's monotonic rule plus
- * tolerance of a client whose clock went back; with a shared key it stays sound without per-client state.
+ * Replay rule (the key may be shared by many clients whose clocks interleave): accept an authenticated
+ * initiation iff its timestamp is within ±freshness of the responder's clock, its tag is not in its key's
+ * replay cache, and its key has a token left (50 a second, burst 5). A cache entry is kept until its
+ * timestamp falls below now - freshness, after which a replay fails the window check; the bucket bounds
+ * how many entries one key can hold, and each key has its own cache, so no key can fill another's. After a
+ * restart nothing is remembered, and the window alone refuses anything older than now - freshness.
  */
-import { INITIATION_FRESHNESS_MS, INITIATION_LENGTH, RECENT_INITIATIONS_MAX } from "./constants.ts";
+import {
+  INITIATION_AUTH_LENGTH,
+  INITIATION_FRESHNESS_MS,
+  INITIATION_LENGTH,
+  KEY_INITIATION_BURST,
+  KEY_INITIATIONS_PER_SECOND,
+  RECENT_INITIATIONS_PER_KEY,
+} from "./constants.ts";
+import { mac1Valid, openCookieReply, writeMac1, writeMac2 } from "./cookie.ts";
+import { keyIdPeriod, KeyIdTable, writeWireKeyId } from "./key_id.ts";
 import { deriveSessionKeys, type HandshakeKey, type SessionKeys } from "./keys.ts";
+import { TokenBucket } from "./rate_limiter.ts";
+import type { SipKey } from "./siphash.ts";
 import {
   type AssignedParams,
+  checkInitiation,
   decodeInitiationPayload,
   decodeResponsePayload,
   type DropReason,
@@ -24,7 +38,9 @@ import {
   encodeInitiationPayload,
   encodeResponseHeader,
   encodeResponsePayload,
+  INITIATION,
   type InitiationHeader,
+  parseCookieReplyIndex,
   parseInitiationHeader,
   parseResponseHeader,
 } from "./wire.ts";
@@ -134,13 +150,15 @@ export interface InitiationOptions {
   senderIndex: number;
   /** Overlay address to request, or null to let the server pick. */
   requestedAddress: string | null;
-  /** From `InitiationClock.next()`. */
+  /** From `InitiationClock.next()`; it also picks the key id's period. */
   timestamp: number;
+  /** A cookie the server sent less than COOKIE_MAX_AGE_MS ago, for MAC2; null for none. */
+  cookie?: SipKey | null;
 }
 
 /** An initiation sent and awaiting its response; holds the ephemeral private key. */
 export class PendingInitiation {
-  /** @param message the datagram to send (99 bytes) */
+  /** @param message the datagram to send (115 bytes) */
   constructor(
     readonly message: Uint8Array,
     readonly senderIndex: number,
@@ -149,6 +167,20 @@ export class PendingInitiation {
     private readonly ephemeral: CryptoKey,
     private readonly messageHash: Uint8Array,
   ) {}
+
+  /**
+   * Takes the cookie from a cookie reply to this initiation and puts its MAC2 into `message`, to be sent
+   * again. Returns the cookie (for later initiations), or why the reply is refused.
+   */
+  consumeCookieReply(datagram: Uint8Array): HandshakeResult<SipKey> {
+    const index = parseCookieReplyIndex(datagram);
+    if (typeof index === "string") return { ok: false, reason: index };
+    if (index !== this.senderIndex) return { ok: false, reason: "unknown-index" };
+    const cookie = openCookieReply(this.key, datagram, this.message);
+    if (typeof cookie === "string") return { ok: false, reason: cookie };
+    writeMac2(cookie, this.message);
+    return { ok: true, value: cookie };
+  }
 
   /**
    * Authenticates a response to this initiation and derives the session keys. Any failure gives a
@@ -165,7 +197,11 @@ export class PendingInitiation {
     if (typeof params === "string") return { ok: false, reason: params };
     const shared = await x25519(this.ephemeral, h.ephemeral);
     if (shared === null) return { ok: false, reason: "weak-key" };
-    const keys = await deriveSessionKeys(shared, this.key.secret, await sha256(this.message, d));
+    const keys = await deriveSessionKeys(
+      shared,
+      this.key.secret,
+      await sha256(this.message.subarray(0, INITIATION_AUTH_LENGTH), d),
+    );
     shared.fill(0);
     return { ok: true, value: { localIndex: this.senderIndex, remoteIndex: h.senderIndex, keys, params } };
   }
@@ -182,15 +218,19 @@ export async function createInitiation(
   });
   const pair = await x25519Pair();
   const nonce = crypto.getRandomValues(new Uint8Array(12));
-  const header = encodeInitiationHeader(opts.senderIndex, key.keyId, await rawPublic(pair), nonce);
-  const message = concat(header, await seal(key.aead, nonce, header, payload));
+  const keyId = new Uint8Array(8);
+  writeWireKeyId(key, keyIdPeriod(opts.timestamp / 1000), keyId, 0);
+  const header = encodeInitiationHeader(opts.senderIndex, keyId, await rawPublic(pair), nonce);
+  const message = concat(header, await seal(key.aead, nonce, header, payload), new Uint8Array(16));
+  writeMac1(key, message);
+  writeMac2(opts.cookie ?? null, message);
   return new PendingInitiation(
     message,
     opts.senderIndex,
     opts.timestamp,
     key,
     pair.privateKey,
-    await sha256(message),
+    await sha256(message.subarray(0, INITIATION_AUTH_LENGTH)),
   );
 }
 
@@ -206,7 +246,7 @@ export interface OpenedInitiation {
   timestamp: number;
   /** What the client asked for, or null. */
   requestedAddress: string | null;
-  /** A private copy of the initiation datagram. */
+  /** A private copy of the initiation's authenticated part (without MAC1 and MAC2). */
   message: Uint8Array;
   /** The client's ephemeral public key. */
   ephemeral: Uint8Array;
@@ -226,50 +266,91 @@ export interface ServerHandshake extends EstablishedHandshake {
   message: Uint8Array;
 }
 
-/** Tuning of the responder's replay protection. */
+/** Tuning of the responder's replay protection (tests shrink it). */
 export interface ResponderOptions {
-  /** How far from our clock a not-newer timestamp may be (ms). */
+  /** How far from our clock a timestamp may be, either way (ms). */
   freshnessMs?: number;
-  /** Most recently accepted initiations remembered. */
-  maxRecent?: number;
+  /** Accepted initiations remembered per key. */
+  maxRecentPerKey?: number;
+  /** Accepted initiations per key: rate a second and burst. */
+  keyRate?: number;
+  keyBurst?: number;
 }
 
-/** The server side of the handshake; holds the replay state of every key id. */
-export class Responder {
-  private readonly lastTimestamp = new Map<bigint, number>();
-  private readonly recent = new Map<string, number>();
-  private readonly freshnessUs: number;
-  private readonly maxRecent: number;
-  private highestNowUs = 0;
-  private insertsSincePrune = 0;
+/** What the responder remembers of one key. */
+interface KeyState {
+  /** Accepted initiations still inside the window: first 48 bits of the tag -> timestamp (µs). */
+  readonly recent: Map<number, number>;
+  readonly bucket: TokenBucket;
+  insertsSincePrune: number;
+}
 
-  /** @param lookup finds the handshake key of a key id (a Map get) */
-  constructor(
-    private readonly lookup: (keyId: bigint) => HandshakeKey | undefined,
-    opts: ResponderOptions = {},
-  ) {
-    this.freshnessUs = (opts.freshnessMs ?? INITIATION_FRESHNESS_MS) * 1000;
-    this.maxRecent = opts.maxRecent ?? RECENT_INITIATIONS_MAX;
+/** 48 bits of an AEAD tag as a number (tags are unforgeable, so chosen collisions are impossible). */
+function tagValue(d: Uint8Array): number {
+  const o = INITIATION.mac1 - 16;
+  return ((d[o] << 16 | d[o + 1] << 8 | d[o + 2]) >>> 0) * 0x1000000 +
+    (d[o + 3] << 16 | d[o + 4] << 8 | d[o + 5]);
+}
+
+/** The server side of the handshake; holds the key id table and the replay state of every key. */
+export class Responder {
+  readonly #table = new KeyIdTable();
+  readonly #state = new Map<bigint, KeyState>();
+  readonly #freshnessUs: number;
+  readonly #maxRecent: number;
+  readonly #keyRate: number;
+  readonly #keyBurst: number;
+  #highestNowUs = 0;
+
+  constructor(opts: ResponderOptions = {}) {
+    this.#freshnessUs = (opts.freshnessMs ?? INITIATION_FRESHNESS_MS) * 1000;
+    this.#maxRecent = opts.maxRecentPerKey ?? RECENT_INITIATIONS_PER_KEY;
+    this.#keyRate = opts.keyRate ?? KEY_INITIATIONS_PER_SECOND;
+    this.#keyBurst = opts.keyBurst ?? KEY_INITIATION_BURST;
   }
 
-  /** Checks an initiation cheapest-first and applies the replay rule; `nowMs` is wall-clock ms. */
+  /** Installs the configured keys (at start and on reload); the state of keys no longer listed is dropped. */
+  setKeys(keys: readonly HandshakeKey[], nowMs: number = Date.now()): void {
+    this.#table.setKeys(keys, nowMs);
+    const ids = new Set(keys.map((k) => k.keyIdValue));
+    for (const id of this.#state.keys()) if (!ids.has(id)) this.#state.delete(id);
+  }
+
+  /**
+   * The synchronous checks, cheapest first: length, type, version, key id, MAC1, replay of an accepted
+   * initiation. Gives the key the initiation claims, or why it is dropped. Allocates nothing.
+   */
+  checkInitiation(d: Uint8Array, nowMs: number = Date.now()): HandshakeKey | DropReason {
+    const c = checkInitiation(d);
+    if (c !== "ok") return c;
+    const key = this.#table.lookup(d, INITIATION.keyId, nowMs);
+    if (key === undefined) return "unknown-key";
+    if (!mac1Valid(key, d)) return "auth";
+    if (this.#state.get(key.keyIdValue)?.recent.has(tagValue(d))) return "replay";
+    return key;
+  }
+
+  /**
+   * Checks an initiation (all of `checkInitiation`, unless the caller ran it and passes its key as
+   * `checked`, then the tag) and applies the replay rule. Copies the datagram before its first await.
+   */
   async openInitiation(
     datagram: Uint8Array,
     nowMs: number = Date.now(),
+    checked?: HandshakeKey,
   ): Promise<HandshakeResult<OpenedInitiation>> {
-    const checked = parseInitiationHeader(datagram);
-    if (typeof checked === "string") return { ok: false, reason: checked };
-    const key = this.lookup(checked.keyId);
-    if (key === undefined) return { ok: false, reason: "unknown-key" };
+    const key = checked ?? this.checkInitiation(datagram, nowMs);
+    if (typeof key === "string") return { ok: false, reason: key };
     // Work on a private copy: the caller's receive buffer may be reused while we await.
-    const d = datagram.slice(0, INITIATION_LENGTH);
-    const h = parseInitiationHeader(d) as InitiationHeader;
+    const full = datagram.slice(0, INITIATION_LENGTH);
+    const d = full.subarray(0, INITIATION_AUTH_LENGTH);
+    const h = parseInitiationHeader(full) as InitiationHeader;
     const pt = await open(key.aead, h.nonce, h.aad, h.sealed);
     if (pt === null) return { ok: false, reason: "auth" };
     const payload = decodeInitiationPayload(pt);
     if (typeof payload === "string") return { ok: false, reason: payload };
     // Everything below runs without an await, so two copies of one initiation cannot both pass.
-    const verdict = this.admit(h.keyId, payload.timestamp, d.subarray(d.length - 16), nowMs);
+    const verdict = this.#admit(key, payload.timestamp, d, nowMs);
     if (verdict !== null) return { ok: false, reason: verdict };
     return {
       ok: true,
@@ -284,23 +365,30 @@ export class Responder {
     };
   }
 
-  private admit(keyId: bigint, ts: number, tag: Uint8Array, nowMs: number): DropReason | null {
+  #admit(key: HandshakeKey, ts: number, d: Uint8Array, nowMs: number): DropReason | null {
     // A monotone "now": a clock stepping back must not revive pruned initiations.
-    const now = (this.highestNowUs = Math.max(this.highestNowUs, Math.floor(nowMs * 1000)));
-    const id = Array.from(tag, (b) => b.toString(16).padStart(2, "0")).join("");
-    if (this.recent.has(id)) return "replay";
-    const last = this.lastTimestamp.get(keyId) ?? -1;
-    if (!(ts > last || Math.abs(ts - now) <= this.freshnessUs)) return "stale";
-    if (this.recent.size >= this.maxRecent || ++this.insertsSincePrune >= 1024) this.prune(now);
-    if (this.recent.size >= this.maxRecent) return "busy";
-    this.recent.set(id, ts);
-    if (ts > last) this.lastTimestamp.set(keyId, ts);
+    const now = (this.#highestNowUs = Math.max(this.#highestNowUs, Math.floor(nowMs * 1000)));
+    if (ts > now + this.#freshnessUs) return "future";
+    if (ts < now - this.#freshnessUs) return "stale";
+    let st = this.#state.get(key.keyIdValue);
+    if (st === undefined) {
+      st = {
+        recent: new Map(),
+        bucket: new TokenBucket(this.#keyRate, this.#keyBurst),
+        insertsSincePrune: 0,
+      };
+      this.#state.set(key.keyIdValue, st);
+    }
+    const tag = tagValue(d);
+    if (st.recent.has(tag)) return "replay";
+    if (!st.bucket.take(now / 1000)) return "busy";
+    if (st.recent.size >= this.#maxRecent || ++st.insertsSincePrune >= 1024) {
+      st.insertsSincePrune = 0;
+      for (const [id, t] of st.recent) if (t < now - this.#freshnessUs) st.recent.delete(id);
+    }
+    if (st.recent.size >= this.#maxRecent) return "busy";
+    st.recent.set(tag, ts);
     return null;
-  }
-
-  private prune(now: number): void {
-    this.insertsSincePrune = 0;
-    for (const [id, ts] of this.recent) if (ts < now - this.freshnessUs) this.recent.delete(id);
   }
 
   /** Answers an opened initiation: new ephemeral, sealed parameters, session keys. */

@@ -1,5 +1,5 @@
 /**
- * Every key derived with HKDF-SHA256: the handshake key and public key id from a configured key
+ * Every key derived with HKDF-SHA256: the handshake key, the stable key id and the SipHash keys from a configured key
  * (32 bytes; its text form and key files are `key_file.ts`), and the two session keys of a handshake.
  * Nothing is ever encrypted directly under the configured key.
  */
@@ -10,7 +10,9 @@ import {
   LABEL_KEY_ID,
   LABEL_SALT,
   LABEL_SESSION_KEYS,
+  LABEL_SIP_KEYS,
 } from "./constants.ts";
+import { SIP_KEY_LENGTH, type SipKey, sipKey } from "./siphash.ts";
 import { keyIdValue } from "./wire.ts";
 
 const utf8 = new TextEncoder();
@@ -25,12 +27,26 @@ async function hkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, bits: n
   return new Uint8Array(out);
 }
 
+/** The SipHash keys of a configured key: the responder's synchronous checks need no WebCrypto call. */
+export interface HandshakeSipKeys {
+  /** Wire key id of a period (`key_id.ts`). */
+  readonly keyId: SipKey;
+  /** MAC1 of initiations: proves knowledge of the key before any queue or AEAD. */
+  readonly mac1: SipKey;
+  /** Keystream of a cookie reply's sealed cookie. */
+  readonly cookieSeal: SipKey;
+  /** Tag of a cookie reply. */
+  readonly cookieTag: SipKey;
+}
+
 /** Everything a configured key yields for handshakes. */
 export interface HandshakeKey {
-  /** Public 8-byte key id, sent in cleartext in initiations. */
+  /** Stable 8-byte key id: names the key inside this process, never sent (the wire id rotates). */
   readonly keyId: Uint8Array;
-  /** The key id as a bigint, for Map lookups. */
+  /** The stable key id as a bigint, for Map lookups. */
   readonly keyIdValue: bigint;
+  /** SipHash keys for the wire key id, MAC1 and cookie replies. */
+  readonly sip: HandshakeSipKeys;
   /** The handshake key as bytes: the HKDF salt of session keys. */
   readonly secret: Uint8Array;
   /** The handshake key for AES-256-GCM sealing of handshake payloads. */
@@ -45,8 +61,16 @@ export async function deriveHandshakeKey(configured: Uint8Array): Promise<Handsh
   const salt = utf8.encode(LABEL_SALT);
   const secret = await hkdf(configured, salt, utf8.encode(LABEL_HANDSHAKE_KEY), 256);
   const keyId = await hkdf(configured, salt, utf8.encode(LABEL_KEY_ID), KEY_ID_LENGTH * 8);
+  const s = await hkdf(configured, salt, utf8.encode(LABEL_SIP_KEYS), 4 * SIP_KEY_LENGTH * 8);
+  const sip = {
+    keyId: sipKey(s, 0),
+    mac1: sipKey(s, SIP_KEY_LENGTH),
+    cookieSeal: sipKey(s, 2 * SIP_KEY_LENGTH),
+    cookieTag: sipKey(s, 3 * SIP_KEY_LENGTH),
+  };
+  s.fill(0);
   const aead = await crypto.subtle.importKey("raw", secret.slice(), "AES-GCM", false, ["encrypt", "decrypt"]);
-  return { keyId, keyIdValue: keyIdValue(keyId), secret, aead };
+  return { keyId, keyIdValue: keyIdValue(keyId), sip, secret, aead };
 }
 
 /** The two AES-256-GCM keys of one session. */

@@ -2,26 +2,38 @@
  * Byte layouts of protocol `vpn/1` and total parsers for them. Every parser accepts any byte string and
  * returns either the fields or a `DropReason`; none throws and none reads past the given length.
  *
- * Initiation (99 bytes): type | version | sender index (4) | key id (8) | ephemeral X25519 (32) | nonce (12)
- *   | sealed { timestamp µs (8) | family 0/4/6 (1) | address (16, zero padded) } | tag (16). AAD = bytes [0, 58).
+ * Initiation (115 bytes): type | version | sender index (4) | key id (8) | ephemeral X25519 (32) | nonce (12)
+ *   | sealed { timestamp µs (8) | family 0/4/6 (1) | address (16, zero padded) } | tag (16) | MAC1 (8) | MAC2 (8).
+ *   AAD = bytes [0, 58). MAC1 = SipHash(key's MAC1 key, [0, 99)); MAC2 = SipHash(cookie, [0, 107)) or zeros.
  * Response (97 bytes): type | version | sender index (4) | receiver index (4) | ephemeral (32) | nonce (12)
  *   | sealed { flags (1) | IPv4 (4) | prefix (1) | IPv6 (16) | prefix (1) | MTU (2) | keepalive s (2) } | tag (16).
  *   AAD = bytes [0, 54) || SHA-256(initiation).
+ * Cookie reply (38 bytes): type | version | receiver index (4) | nonce (8) | sealed cookie (16) | tag (8).
+ *   Cookie = SipHash(secret A, source) || SipHash(secret B, source), source = 16-byte address || port;
+ *   sealed = cookie XOR SipHash(key's seal key, nonce || 0) || SipHash(.., nonce || 1);
+ *   tag = SipHash(key's tag key, bytes [0, 30) || the initiation's MAC1).
  * Data: type | receiver index (4) | counter (8) | ciphertext | tag (16). AAD = bytes [0, 13). All integers big-endian.
  */
 import {
   CONFIG_MAX_ENTRIES,
   CONFIG_MAX_LENGTH,
+  COOKIE_LENGTH,
+  COOKIE_NONCE_LENGTH,
+  COOKIE_REPLY_LENGTH,
   CTRL_CONFIG,
   DATA_HEADER_LENGTH,
   DATA_OVERHEAD,
+  INDEX_LENGTH,
+  INITIATION_AUTH_LENGTH,
   INITIATION_HEADER_LENGTH,
   INITIATION_LENGTH,
   INITIATION_PAYLOAD_LENGTH,
   KEY_ID_LENGTH,
+  MAC_LENGTH,
   MAX_DATAGRAM_LENGTH,
   MIN_MTU,
   MIN_MTU_IPV6,
+  MSG_COOKIE_REPLY,
   MSG_DATA,
   MSG_INITIATION,
   MSG_RESPONSE,
@@ -46,11 +58,12 @@ export type DropReason =
   | "unknown-index" // response / data for an index that has no session
   | "auth" // tag check failed
   | "replay" // counter or initiation seen before
-  | "stale" // initiation timestamp neither newer than the last nor fresh
+  | "stale" // initiation timestamp older than the freshness window
+  | "future" // initiation timestamp further ahead of our clock than the freshness window
   | "payload" // authenticated but malformed contents
   | "expired" // session too old
   | "limit" // counter at or beyond the session's limit
-  | "busy" // responder's replay cache is full of fresh entries
+  | "busy" // refused under load or over a rate limit (per source, per key), or answered with a cookie
   | "weak-key"; // X25519 produced an all-zero secret
 
 /** Offsets inside an initiation. */
@@ -62,6 +75,18 @@ export const INITIATION = {
   ephemeral: 6 + KEY_ID_LENGTH,
   nonce: 6 + KEY_ID_LENGTH + PUBLIC_KEY_LENGTH,
   sealed: INITIATION_HEADER_LENGTH,
+  mac1: INITIATION_AUTH_LENGTH,
+  mac2: INITIATION_AUTH_LENGTH + MAC_LENGTH,
+} as const;
+
+/** Offsets inside a cookie reply. */
+export const COOKIE_REPLY = {
+  type: 0,
+  version: 1,
+  receiverIndex: 2,
+  nonce: 2 + INDEX_LENGTH,
+  sealed: 2 + INDEX_LENGTH + COOKIE_NONCE_LENGTH,
+  tag: 2 + INDEX_LENGTH + COOKIE_NONCE_LENGTH + COOKIE_LENGTH,
 } as const;
 
 /** Offsets inside a response. */
@@ -105,6 +130,9 @@ export function classify(buf: Uint8Array, len: number): number | DropReason {
   if (t === MSG_DATA) return len < DATA_OVERHEAD ? "short" : MSG_DATA;
   if (t === MSG_INITIATION) return len < INITIATION_LENGTH ? "short" : len > INITIATION_LENGTH ? "long" : t;
   if (t === MSG_RESPONSE) return len < RESPONSE_LENGTH ? "short" : len > RESPONSE_LENGTH ? "long" : t;
+  if (t === MSG_COOKIE_REPLY) {
+    return len < COOKIE_REPLY_LENGTH ? "short" : len > COOKIE_REPLY_LENGTH ? "long" : t;
+  }
   return "type";
 }
 
@@ -140,6 +168,14 @@ export interface InitiationHeader {
   sealed: Uint8Array;
 }
 
+/** Length, type and version of an initiation in `d`, without building anything: "ok" or why not. */
+export function checkInitiation(d: Uint8Array): "ok" | DropReason {
+  const c = classify(d, d.length);
+  if (typeof c !== "number") return c;
+  if (c !== MSG_INITIATION) return "type";
+  return d[INITIATION.version] === PROTOCOL_VERSION ? "ok" : "version";
+}
+
 /** Reads an 8-byte key id as an unsigned bigint (Map key). */
 export function keyIdValue(b: Uint8Array, off = 0): bigint {
   return (BigInt(readU32(b, off)) << 32n) | BigInt(readU32(b, off + 4));
@@ -147,17 +183,15 @@ export function keyIdValue(b: Uint8Array, off = 0): bigint {
 
 /** Parses the cleartext part of an initiation; checks length, type and version only. */
 export function parseInitiationHeader(d: Uint8Array): InitiationHeader | DropReason {
-  const c = classify(d, d.length);
-  if (typeof c !== "number") return c;
-  if (c !== MSG_INITIATION) return "type";
-  if (d[INITIATION.version] !== PROTOCOL_VERSION) return "version";
+  const c = checkInitiation(d);
+  if (c !== "ok") return c;
   return {
     senderIndex: readU32(d, INITIATION.senderIndex),
     keyId: keyIdValue(d, INITIATION.keyId),
     ephemeral: d.subarray(INITIATION.ephemeral, INITIATION.ephemeral + PUBLIC_KEY_LENGTH),
     nonce: d.subarray(INITIATION.nonce, INITIATION.nonce + NONCE_LENGTH),
     aad: d.subarray(0, INITIATION.sealed),
-    sealed: d.subarray(INITIATION.sealed, INITIATION_LENGTH),
+    sealed: d.subarray(INITIATION.sealed, INITIATION.mac1),
   };
 }
 
@@ -211,6 +245,24 @@ export function decodeInitiationPayload(b: Uint8Array): InitiationPayload | Drop
   if (fam !== 0 && width === 0) return "payload";
   for (let i = 9 + width; i < 25; i++) if (b[i] !== 0) return "payload";
   return { timestamp, requestedAddress: width === 0 ? null : formatIp(b.slice(9, 9 + width)) };
+}
+
+// ---------------------------------------------------------------- cookie reply
+
+/** Checks a cookie reply's length, type and version; gives its receiver index or why not. */
+export function parseCookieReplyIndex(d: Uint8Array): number | DropReason {
+  const c = classify(d, d.length);
+  if (typeof c !== "number") return c;
+  if (c !== MSG_COOKIE_REPLY) return "type";
+  if (d[COOKIE_REPLY.version] !== PROTOCOL_VERSION) return "version";
+  return readU32(d, COOKIE_REPLY.receiverIndex);
+}
+
+/** Writes a cookie reply's cleartext header (type, version, receiver index) at the start of `out`. */
+export function writeCookieReplyHeader(out: Uint8Array, receiverIndex: number): void {
+  out[COOKIE_REPLY.type] = MSG_COOKIE_REPLY;
+  out[COOKIE_REPLY.version] = PROTOCOL_VERSION;
+  writeU32(out, COOKIE_REPLY.receiverIndex, receiverIndex);
 }
 
 // ---------------------------------------------------------------- response

@@ -5,9 +5,11 @@
 import { type Cidr, formatCidr, parseCidr } from "../net/cidr.ts";
 import type { ClientOptions } from "../config/config.ts";
 import {
+  COOKIE_MAX_AGE_MS,
   CTRL_CONFIG,
   CTRL_CONFIG_REQUEST,
   MAX_MTU,
+  MSG_COOKIE_REPLY,
   MSG_RESPONSE,
   REKEY_TIMEOUT_MS,
 } from "../protocol/constants.ts";
@@ -38,6 +40,7 @@ import { type AssignedParams, decodeConfigMessage } from "../protocol/wire.ts";
 import { setIpv4Forwarding } from "../host/routing.ts";
 import { hookEnv, runHooks } from "../host/hooks.ts";
 import { type AssignedLimits, refuseAssigned } from "../protocol/assigned_limits.ts";
+import type { SipKey } from "../protocol/siphash.ts";
 
 /** Config requests sent (one a second) before giving up on a server that does not answer them. */
 const MAX_CONFIG_REQUESTS = 30;
@@ -73,6 +76,11 @@ export class Client implements TunnelHost, Role {
   #configured = false;
   #hooked = false;
   #configRequests = 0;
+  /** The server's last cookie (it asked for one under load) and when it came; MAC2 of later initiations. */
+  #cookie: SipKey | null = null;
+  #cookieAt = 0;
+  /** The pending initiation was already resent with a cookie (at most once, so a replayed reply cannot loop). */
+  #resentWithCookie = false;
 
   constructor(
     o: ClientOptions,
@@ -115,14 +123,20 @@ export class Client implements TunnelHost, Role {
 
   handshake(datagram: Uint8Array, from: Uint8Array): void {
     const pending = this.#pending;
+    if (datagram[0] === MSG_COOKIE_REPLY && pending !== null && pending !== this.#refused) {
+      this.#cookieReply(pending, datagram);
+      return;
+    }
     if (datagram[0] !== MSG_RESPONSE || pending === null || pending === this.#refused) {
       this.#tunnel.countDrop("malformed");
       this.#pieces.handshakes.refuse(pending === null ? "unexpected" : "malformed");
       return;
     }
-    this.#complete(pending, datagram, from).catch((e) =>
-      log.error("handshake failed", { error: (e as Error).message })
-    );
+    // consumeResponse copies the datagram before its first await; the endpoint is copied here.
+    this.#tunnel.asyncWork++;
+    this.#complete(pending, datagram, from.slice())
+      .catch((e) => log.error("handshake failed", { error: (e as Error).message }))
+      .finally(() => this.#tunnel.asyncWork--);
   }
 
   authenticated(): void {}
@@ -149,6 +163,23 @@ export class Client implements TunnelHost, Role {
 
   // ---------------------------------------------------------------- handshakes
 
+  /** The server is under load: take its cookie and resend the pending initiation with MAC2 at once. */
+  #cookieReply(pending: PendingInitiation, datagram: Uint8Array): void {
+    const r = pending.consumeCookieReply(datagram);
+    if (!r.ok) {
+      this.#tunnel.countDrop(dropCategory(r.reason));
+      this.#pieces.handshakes.refuse(r.reason);
+      return;
+    }
+    this.#cookie = r.value;
+    this.#cookieAt = this.#pieces.now();
+    if (this.#resentWithCookie) return;
+    this.#resentWithCookie = true;
+    if (debugEnabled) log.debug("cookie reply; resending the initiation", {});
+    const sent = this.#pieces.udp.sendOne(pending.message, pending.message.length, this.#server.endpoint);
+    if (sent instanceof Promise) sent.catch((e) => log.error("cannot send handshake", { error: e.message }));
+  }
+
   #initiate(why: string): void {
     if (this.#initiating) return;
     this.#initiating = true;
@@ -159,19 +190,28 @@ export class Client implements TunnelHost, Role {
     if (this.#attempts++ === 0) this.#tryingSince = now;
     this.#pendingSentAt = now;
     if (debugEnabled) log.debug("handshake initiated", { reason: why, attempt: this.#attempts });
+    const cookie = this.#cookie !== null && this.#pieces.now() - this.#cookieAt < COOKIE_MAX_AGE_MS
+      ? this.#cookie
+      : null;
+    this.#tunnel.asyncWork++;
     createInitiation(this.#key, {
       senderIndex: index,
       requestedAddress: requested,
       timestamp: this.#clock.next(),
+      cookie,
     })
       .then(async (p) => {
         if (this.#pending) this.#byIndex.delete(this.#pending.senderIndex);
         this.#pending = p;
+        this.#resentWithCookie = false;
         this.#byIndex.set(index, this.#server);
         await this.#pieces.udp.sendOne(p.message, p.message.length, this.#server.endpoint);
       })
       .catch((e) => log.error("cannot send handshake", { error: (e as Error).message }))
-      .finally(() => this.#initiating = false);
+      .finally(() => {
+        this.#initiating = false;
+        this.#tunnel.asyncWork--;
+      });
   }
 
   #freshIndex(): number {

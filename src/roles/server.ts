@@ -4,7 +4,18 @@
  */
 import { type Cidr, cidrContains, formatCidr, ipEquals, networkOf } from "../net/cidr.ts";
 import type { PeerOptions, ServerOptions } from "../config/config.ts";
-import { CTRL_CONFIG_REQUEST, MSG_INITIATION } from "../protocol/constants.ts";
+import {
+  COOKIE_REPLY_LENGTH,
+  CTRL_CONFIG_REQUEST,
+  MSG_INITIATION,
+  SOURCE_BUCKET_SLOTS,
+  SOURCE_INITIATION_BURST,
+  SOURCE_INITIATIONS_PER_SECOND,
+  UNDER_LOAD_AFTER_MS,
+  UNDER_LOAD_HANDSHAKES,
+} from "../protocol/constants.ts";
+import { CookieChecker } from "../protocol/cookie.ts";
+import { SourceRateLimiter } from "../protocol/rate_limiter.ts";
 import { encodeConfigMessage } from "../protocol/wire.ts";
 import { copyEndpoint, endpointToString } from "../net/endpoint.ts";
 import { formatHostPort } from "../net/host_port.ts";
@@ -44,7 +55,7 @@ import { writePidFile } from "../ops/pid_file.ts";
 
 /** A peer gets the config message at most this often, however often it asks. */
 const CONFIG_REPLY_INTERVAL_MS = 1000;
-/** Handshakes processed at once; more are dropped (they cost X25519 work). */
+/** Handshakes processed at once; more are dropped as busy (each costs an AES-GCM open and X25519 work). */
 const MAX_HANDSHAKES_IN_FLIGHT = 64;
 /** Info lines a key holder can trigger (peer up, roamed, down on expiry): per second, burst. Warnings have
  * log.ts's own per-message limit. */
@@ -106,6 +117,14 @@ export class Server implements TunnelHost, Role {
   /** Lines that handshakes and roaming can trigger. */
   readonly #peerLog = new LogBudget(PEER_LOG_PER_SECOND, PEER_LOG_BURST);
   #inFlight = 0;
+  /** Under load (asking for cookies) until this monotonic time. */
+  #underLoadUntil = -1;
+  readonly #cookies: CookieChecker;
+  readonly #sources = new SourceRateLimiter(
+    SOURCE_BUCKET_SLOTS,
+    SOURCE_INITIATIONS_PER_SECOND,
+    SOURCE_INITIATION_BURST,
+  );
 
   constructor(
     o: ServerOptions,
@@ -123,7 +142,8 @@ export class Server implements TunnelHost, Role {
     this.#pool = new AddressPool(net + 1, net + 2 ** (32 - this.#network.prefixLength) - 2);
     this.#sharedKey = sharedKey;
     this.#configMessage = encodeConfigMessage({ dns: [...o.dns], search: [...o.dnsSearch] });
-    this.#responder = new Responder((id) => this.#keys.get(id));
+    this.#responder = new Responder();
+    this.#cookies = new CookieChecker(pieces.now());
     this.setPeers(o.peers, peerKeys);
   }
 
@@ -177,6 +197,7 @@ export class Server implements TunnelHost, Role {
       }
     });
     this.#routes = routes;
+    this.#responder.setKeys([...this.#keys.values()]);
   }
 
   /** The `routes` of every configured peer, for the kernel routes through the TUN. */
@@ -247,21 +268,61 @@ export class Server implements TunnelHost, Role {
     if (debugEnabled) log.debug("no session for packet", { peer: peer.name });
   }
 
+  /**
+   * Everything before the queue is synchronous and allocation-free, so junk costs a Map get (unknown key
+   * id) or a SipHash (bad MAC1) and never delays a real initiation. Under load an initiation also needs a
+   * token of its source's bucket and a MAC2 for its source; without one it gets a cookie reply.
+   */
   handshake(datagram: Uint8Array, from: Uint8Array): void {
     if (datagram[0] !== MSG_INITIATION) {
       this.#tunnel.countDrop("malformed");
       this.#pieces.handshakes.refuse("malformed");
       return;
     }
+    const key = this.#responder.checkInitiation(datagram);
+    if (typeof key === "string") {
+      this.#tunnel.countDrop(dropCategory(key));
+      this.#pieces.handshakes.refuse(key);
+      if (debugEnabled) log.debug("initiation dropped", { reason: key, from: endpointToString(from) });
+      return;
+    }
+    const now = this.#pieces.now();
+    if (this.#inFlight >= UNDER_LOAD_HANDSHAKES) this.#underLoadUntil = now + UNDER_LOAD_AFTER_MS;
+    if (now < this.#underLoadUntil) {
+      if (!this.#sources.allow(from, now)) {
+        this.#busy("source rate");
+        return;
+      }
+      if (!this.#cookies.mac2Valid(datagram, from, now)) {
+        this.#busy("cookie");
+        // A fresh buffer and endpoint: an asynchronous socket may read them after the next reply is written.
+        const reply = new Uint8Array(COOKIE_REPLY_LENGTH);
+        const n = this.#cookies.writeReply(key, datagram, from, now, reply);
+        const sent = this.#pieces.udp.sendOne(reply, n, from.slice());
+        if (sent instanceof Promise) sent.catch(() => {});
+        return;
+      }
+    }
     if (this.#inFlight >= MAX_HANDSHAKES_IN_FLIGHT) {
-      this.#tunnel.countDrop("replay"); // counted with the responder's other "busy" drops
-      this.#pieces.handshakes.refuse("busy");
+      this.#busy("in flight");
       if (debugEnabled) log.debug("handshake dropped: too many in flight", { from: endpointToString(from) });
       return;
     }
     this.#inFlight++;
-    this.#answer(datagram, from).catch((e) => log.error("handshake failed", { error: (e as Error).message }))
-      .finally(() => this.#inFlight--);
+    this.#tunnel.asyncWork++;
+    // openInitiation copies the datagram before its first await; the endpoint is copied here.
+    this.#answer(datagram, key, from.slice())
+      .catch((e) => log.error("handshake failed", { error: (e as Error).message }))
+      .finally(() => {
+        this.#inFlight--;
+        this.#tunnel.asyncWork--;
+      });
+  }
+
+  /** Work refused under load: counted as `busy`, and by why in the handshake metrics. */
+  #busy(why: string): void {
+    this.#tunnel.countDrop("busy");
+    this.#pieces.handshakes.refuse(`busy: ${why}`);
   }
 
   authenticated(peer: Peer, session: Session, now: number): void {
@@ -305,8 +366,8 @@ export class Server implements TunnelHost, Role {
 
   // ---------------------------------------------------------------- handshakes
 
-  async #answer(datagram: Uint8Array, from: Uint8Array): Promise<void> {
-    const opened = await this.#responder.openInitiation(datagram);
+  async #answer(datagram: Uint8Array, key: HandshakeKey, from: Uint8Array): Promise<void> {
+    const opened = await this.#responder.openInitiation(datagram, Date.now(), key);
     if (!opened.ok) {
       this.#tunnel.countDrop(dropCategory(opened.reason));
       this.#pieces.handshakes.refuse(opened.reason);
