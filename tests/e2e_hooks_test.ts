@@ -6,9 +6,22 @@ function exists(path: string): Promise<boolean> {
   return Deno.lstat(path).then(() => true, () => false);
 }
 
-/** A hook that appends the VPN_* environment to `file` (a shell only because the test asks for one). */
+/**
+ * A hook that writes the VPN_* environment to `file` (a shell only because the test asks for one); written
+ * beside it and renamed, so a reader never sees half of it.
+ */
 function dumpEnv(file: string): string {
-  return `["sh", "-c", "env | grep ^VPN_ | sort >> \\"$0\\"", "${file}"]`;
+  return `["sh", "-c", "env | grep ^VPN_ | sort > \\"$0.tmp\\" && mv \\"$0.tmp\\" \\"$0\\"", "${file}"]`;
+}
+
+/** The hook's output once it exists: the client's post_up may still be running when its tunnel answers. */
+async function readWhenWritten(path: string, timeoutMs = 5_000): Promise<string> {
+  const end = Date.now() + timeoutMs;
+  while (!(await exists(path))) {
+    if (Date.now() > end) throw new Error(`${path} not written within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return await Deno.readTextFile(path);
 }
 
 Deno.test("e2e: post_up sees the tunnel's environment and pre_down runs on SIGTERM, server and client", async () => {
@@ -17,7 +30,7 @@ Deno.test("e2e: post_up sees the tunnel's environment and pre_down runs on SIGTE
     const server = await lab.server("srv", {
       config: `[server]\npost_up = [${dumpEnv(`${d}/srv-up`)}]\npre_down = [["touch", "${d}/srv-down"]]\n`,
     });
-    const up = await Deno.readTextFile(`${d}/srv-up`);
+    const up = await readWhenWritten(`${d}/srv-up`);
     assertMatch(up, /^VPN_ADDRESS=10\.0\.0\.1\/24$/m);
     assertMatch(up, /^VPN_ROLE=server$/m);
     assertMatch(up, new RegExp(`^VPN_TUN=${server.tun}$`, "m"));
@@ -31,7 +44,7 @@ Deno.test("e2e: post_up sees the tunnel's environment and pre_down runs on SIGTE
     );
     const client = await lab.client("c1", server, { args: ["--config", cfg] });
     await lab.net.host("c1").waitForPing("10.0.0.1", 10_000);
-    const cup = await Deno.readTextFile(`${d}/c-up`);
+    const cup = await readWhenWritten(`${d}/c-up`);
     assertMatch(cup, /VPN_ADDRESS=10\.0\.0\.2\/24\n/);
     assertMatch(cup, /VPN_ROLE=client\n/);
     assert(!cup.includes("VPN_KEY"), cup);
