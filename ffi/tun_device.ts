@@ -11,6 +11,18 @@ import { IFR_DATA, ifreq, ifreqName, invalidInterfaceName, view } from "./ifreq.
 const TUNSETIFF = 0x400454can;
 const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;
+const IFF_VNET_HDR = 0x4000;
+/** _IOW('T', 208, unsigned int): the offload flags, passed as the ioctl's value. */
+const TUNSETOFFLOAD = 0x400454d0n;
+/** _IOW('T', 216, int): the size of the header in front of each packet, through a pointer. */
+const TUNSETVNETHDRSZ = 0x400454d8n;
+const TUN_F_CSUM = 0x01;
+const TUN_F_TSO4 = 0x02;
+const TUN_F_TSO6 = 0x04;
+const TUN_F_USO4 = 0x20;
+const TUN_F_USO6 = 0x40;
+/** sizeof(struct virtio_net_hdr) */
+const VNET_HDR_SIZE = 10;
 const O_RDWR = 2;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
@@ -52,10 +64,47 @@ export class TunError extends Error {
   }
 }
 
+/** Options of `TunDevice.open`. */
+export interface TunOpenOptions {
+  /** Ask for IFF_VNET_HDR and TSO4/TSO6 (and USO where the kernel has it). */
+  offload?: boolean;
+}
+
+/**
+ * Sets the header size and the widest offload set the kernel takes: TSO with USO, then TSO alone. With
+ * IFF_VNET_HDR already on, a refused TUNSETOFFLOAD leaves plain packets behind zero headers.
+ */
+function enableOffload(fd: number): { vnetHdr: boolean; offloads: string[]; refusal: string } {
+  const size = new Uint8Array(new Int32Array([VNET_HDR_SIZE]).buffer);
+  if (libc().ioctl(fd, TUNSETVNETHDRSZ, size) < 0) {
+    // The device has IFF_VNET_HDR with the default size, which is also 10 bytes.
+    return {
+      vnetHdr: true,
+      offloads: [],
+      refusal: new ErrnoError("ioctl(TUNSETVNETHDRSZ)", errno()).message,
+    };
+  }
+  const tso = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+  if (libc().ioctl_value(fd, TUNSETOFFLOAD, BigInt(tso | TUN_F_USO4 | TUN_F_USO6)) === 0) {
+    return { vnetHdr: true, offloads: ["tso", "uso"], refusal: "" };
+  }
+  const noUso = new ErrnoError("ioctl(TUNSETOFFLOAD, USO)", errno()).message;
+  if (libc().ioctl_value(fd, TUNSETOFFLOAD, BigInt(tso)) === 0) {
+    return { vnetHdr: true, offloads: ["tso"], refusal: noUso };
+  }
+  return { vnetHdr: true, offloads: [], refusal: new ErrnoError("ioctl(TUNSETOFFLOAD)", errno()).message };
+}
+
 /** An open TUN device. Not thread-safe; one reader loop and any number of synchronous writers. */
 export class TunDevice {
   /** The interface name the kernel gave the device (e.g. "tun0" when "" was asked). */
   readonly name: string;
+  /** Every read and write carries a 10-byte virtio_net_hdr in front of the packet. */
+  readonly vnetHdr: boolean;
+  /** Which offloads the kernel took: "tso" (TCP over IPv4 and IPv6), "uso" (UDP), none when empty. */
+  readonly offloads: readonly string[];
+  /** Why an asked-for offload is off (the kernel refused it), or "" when all are on. */
+  readonly offloadRefusal: string;
   #fd: number;
   #wakeFd: number;
   #closed = false;
@@ -68,8 +117,18 @@ export class TunDevice {
   readonly #poll3View = new DataView(this.#pollfds3.buffer);
   readonly #wakeValue = new Uint8Array(new BigUint64Array([1n]).buffer);
 
-  private constructor(name: string, fd: number, wakeFd: number) {
+  private constructor(
+    name: string,
+    fd: number,
+    wakeFd: number,
+    vnetHdr: boolean,
+    offloads: readonly string[],
+    refusal: string,
+  ) {
     this.name = name;
+    this.vnetHdr = vnetHdr;
+    this.offloads = offloads;
+    this.offloadRefusal = refusal;
     this.#fd = fd;
     this.#wakeFd = wakeFd;
     this.#pollView.setInt32(0, fd, true);
@@ -88,7 +147,7 @@ export class TunDevice {
    * Create (or attach to a persistent) TUN device named `name`; "" lets the kernel pick `tunN`.
    * Throws `TunError` with a hint for EPERM (needs CAP_NET_ADMIN), EBUSY (name in use) and bad names.
    */
-  static open(name: string): TunDevice {
+  static open(name: string, opts: TunOpenOptions = {}): TunDevice {
     const why = invalidInterfaceName(name);
     if (why !== null) throw new TunError(name, "EINVAL", `the interface name ${why}`);
     const fd = libc().open(new TextEncoder().encode("/dev/net/tun\0"), O_RDWR | O_CLOEXEC, 0);
@@ -100,7 +159,8 @@ export class TunDevice {
     }
     try {
       const ifr = ifreq(name);
-      view(ifr).setUint16(IFR_DATA, IFF_TUN | IFF_NO_PI, true);
+      const offload = opts.offload === true;
+      view(ifr).setUint16(IFR_DATA, IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0), true);
       if (libc().ioctl(fd, TUNSETIFF, ifr) < 0) {
         const err = new ErrnoError("ioctl(TUNSETIFF)", errno());
         const hint = TUNSETIFF_HINTS[err.codeName];
@@ -118,7 +178,8 @@ export class TunDevice {
         const err = new ErrnoError("eventfd", errno());
         throw new TunError(name, err.codeName, err.message, { cause: err });
       }
-      return new TunDevice(ifreqName(ifr), fd, wakeFd);
+      const granted = offload ? enableOffload(fd) : { vnetHdr: false, offloads: [], refusal: "" };
+      return new TunDevice(ifreqName(ifr), fd, wakeFd, granted.vnetHdr, granted.offloads, granted.refusal);
     } catch (e) {
       libc().close(fd);
       throw e;

@@ -23,6 +23,7 @@ const KEY_OPTS: Record<string, OptionSpec> = { key: { type: "string" }, "key-fil
 const PATH_OPTS: Record<string, OptionSpec> = {
   crypto: { type: "string" },
   udp: { type: "string" },
+  offload: { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   metrics: { type: "string" },
@@ -33,7 +34,7 @@ const COMMANDS: Record<string, Command> = {
     usage: "vpn server [--config FILE] [--listen HOST:PORT] [--port N] [--tun NAME] [--address CIDR]\n" +
       "                  [--key-file FILE | --key BASE64] [--mtu N] [--nat IFACE] [--log-level LEVEL]\n" +
       "                  [--log-format text|json] [--metrics HOST:PORT]\n" +
-      "                  [--crypto auto|openssl|webcrypto] [--udp auto|batched|deno]",
+      "                  [--crypto auto|openssl|webcrypto] [--udp auto|batched|deno] [--offload auto|off]",
     options: {
       ...COMMON,
       ...KEY_OPTS,
@@ -61,7 +62,8 @@ const COMMANDS: Record<string, Command> = {
   --log-format FMT   text (default) or json (one object per line)
   --metrics HOST:PORT serve Prometheus metrics on http://HOST:PORT/metrics (PORT alone: 127.0.0.1)
   --crypto KIND      AES-256-GCM implementation: auto (default), openssl, webcrypto
-  --udp KIND         UDP implementation: auto (default), batched, deno`,
+  --udp KIND         UDP implementation: auto (default), batched, deno
+  --offload MODE     TUN offloads (TSO/USO, GRO in user space): auto (default), off`,
   },
   client: {
     usage:
@@ -69,7 +71,7 @@ const COMMANDS: Record<string, Command> = {
       "                  [--key-file FILE | --key BASE64] [--route CIDR]... [--default-route]\n" +
       "                  [--kill-switch] [--no-dns] [--accept-prefix4 MIN-MAX] [--accept-prefix6 MIN-MAX]\n" +
       "                  [--keepalive SECONDS] [--log-level LEVEL] [--log-format text|json]\n" +
-      "                  [--metrics HOST:PORT] [--crypto KIND] [--udp KIND]\n" +
+      "                  [--metrics HOST:PORT] [--crypto KIND] [--udp KIND] [--offload MODE]\n" +
       "       vpn client --unblock [--tun NAME]",
     options: {
       ...COMMON,
@@ -113,7 +115,8 @@ const COMMANDS: Record<string, Command> = {
   --log-format FMT   text (default) or json (one object per line)
   --metrics HOST:PORT serve Prometheus metrics on http://HOST:PORT/metrics (PORT alone: 127.0.0.1)
   --crypto KIND      AES-256-GCM implementation: auto (default), openssl, webcrypto
-  --udp KIND         UDP implementation: auto (default), batched, deno`,
+  --udp KIND         UDP implementation: auto (default), batched, deno
+  --offload MODE     TUN offloads (TSO/USO, GRO in user space): auto (default), off`,
   },
   status: {
     usage: "vpn status [--tun NAME] [--json]",

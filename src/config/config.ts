@@ -37,6 +37,11 @@ import { UDP_CHOICES, type UdpChoice } from "../dataplane/datagram_select.ts";
 
 export { ConfigError } from "./config_error.ts";
 
+/** TUN and UDP offloads: `auto` turns on what the kernel offers, `off` none (for A/B runs). */
+export const OFFLOAD_CHOICES = ["auto", "off"] as const;
+/** One of `OFFLOAD_CHOICES`. */
+export type OffloadChoice = typeof OFFLOAD_CHOICES[number];
+
 /** Where the key comes from: given inline (flag, env, config), or a key file. */
 export type KeySpec = KeySource;
 
@@ -73,6 +78,7 @@ export interface ServerOptions {
   readonly metrics?: HostPort;
   readonly crypto: AeadChoice;
   readonly udp: UdpChoice;
+  readonly offload: OffloadChoice;
   readonly peers: readonly PeerOptions[];
   /** HOST:PORT clients reach the server at, for the client configs `vpn peer add` writes. */
   readonly publicEndpoint?: HostPort;
@@ -116,6 +122,7 @@ export interface ClientOptions {
   readonly metrics?: HostPort;
   readonly crypto: AeadChoice;
   readonly udp: UdpChoice;
+  readonly offload: OffloadChoice;
   readonly configFile?: string;
 }
 
@@ -162,6 +169,7 @@ const SERVER_KEYS = [
   "metrics",
   "crypto",
   "udp",
+  "offload",
   "peers",
   "public_endpoint",
   "shared_key",
@@ -189,6 +197,7 @@ const CLIENT_KEYS = [
   "metrics",
   "crypto",
   "udp",
+  "offload",
   "post_up",
   "pre_down",
   "peers",
@@ -644,6 +653,7 @@ export function serverOptionsFrom(
     metrics: resolveMetrics(flags, sec),
     crypto: resolveChoice(flags, sec, "crypto", AEAD_CHOICES),
     udp: resolveChoice(flags, sec, "udp", UDP_CHOICES),
+    offload: resolveChoice(flags, sec, "offload", OFFLOAD_CHOICES),
     peers,
     publicEndpoint: peG ? asHostPort(peG) : undefined,
     clientToClient: asBoolOr(sec.get("client_to_client"), true),
@@ -751,6 +761,7 @@ export function loadClientOptions(flags: Flags, env: Record<string, string | und
     metrics: resolveMetrics(flags, sec),
     crypto: resolveChoice(flags, sec, "crypto", AEAD_CHOICES),
     udp: resolveChoice(flags, sec, "udp", UDP_CHOICES),
+    offload: resolveChoice(flags, sec, "offload", OFFLOAD_CHOICES),
     configFile: file?.path,
   };
 }

@@ -66,6 +66,7 @@ export function settingsNeedingRestart(running: ServerOptions, next: ServerOptio
     metrics: (o) => hostPort(o.metrics),
     crypto: (o) => o.crypto,
     udp: (o) => o.udp,
+    offload: (o) => o.offload,
   });
 }
 
@@ -88,5 +89,6 @@ export function clientSettingsNeedingRestart(running: ClientOptions, next: Clien
     metrics: (o) => hostPort(o.metrics),
     crypto: (o) => o.crypto,
     udp: (o) => o.udp,
+    offload: (o) => o.offload,
   });
 }

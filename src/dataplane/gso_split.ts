@@ -32,8 +32,8 @@ const TCP_PSH = 0x08;
 const TCP_CWR = 0x80;
 
 /**
- * Splits the super-packet `buf[at, at + len)` described by `hdr` into `out[i][outOffset, outOffset +
- * sizes[i])`, i = 0.. the returned count; or says why not. `hdr.gsoType` must be TCPV4, TCPV6 or UDP_L4
+ * Splits the super-packet `buf[at, at + len)` described by `hdr` into `out[first + i][outOffset,
+ * outOffset + sizes[first + i])`, i = 0.. the returned count; or says why not. `hdr.gsoType` must be TCPV4, TCPV6 or UDP_L4
  * (a plain packet needs no split). The input bytes are not modified.
  */
 export function gsoSplit(
@@ -44,6 +44,7 @@ export function gsoSplit(
   out: readonly Uint8Array[],
   outOffset: number,
   sizes: Int32Array,
+  first = 0,
 ): number | GsoSplitDrop {
   const gsoType = hdr.gsoType & ~VIRTIO_NET_HDR_GSO_ECN; // only says CWR may be set
   const tcp = gsoType === VIRTIO_NET_HDR_GSO_TCPV4 || gsoType === VIRTIO_NET_HDR_GSO_TCPV6;
@@ -71,7 +72,7 @@ export function gsoSplit(
   const gso = hdr.gsoSize;
   if (gso < 1 || len <= headLen) return "malformed";
   const count = Math.ceil((len - headLen) / gso);
-  if (count > out.length || count > sizes.length) return "no-room";
+  if (first + count > out.length || first + count > sizes.length) return "no-room";
 
   const addrLen = version === 4 ? 4 : 16;
   const pseudo = pseudoHeaderSum(buf, at + (version === 4 ? 12 : 8), addrLen, protocol);
@@ -81,11 +82,11 @@ export function gsoSplit(
   for (let i = 0, dataAt = at + headLen; i < count; i++, dataAt += gso) {
     const dataLen = Math.min(gso, at + len - dataAt);
     const total = headLen + dataLen;
-    const o = out[i];
+    const o = out[first + i];
     if (o.length < outOffset + total) return "no-room";
     for (let k = 0; k < headLen; k++) o[outOffset + k] = buf[at + k];
     o.set(buf.subarray(dataAt, dataAt + dataLen), outOffset + headLen);
-    sizes[i] = total;
+    sizes[first + i] = total;
     if (version === 4) {
       put16(o, outOffset + 2, total);
       put16(o, outOffset + 4, (firstId + i) & 0xffff);

@@ -1,12 +1,18 @@
 /**
  * The TUN contract of the data path: a device that hands over one bare IP packet per read and takes one
- * per write. `ffi/tun_device.ts`'s `TunDevice` satisfies it (and `PollableTun`); tests use an in-memory one.
+ * per write, optionally behind a virtio_net_hdr (offloads). `ffi/tun_device.ts`'s `TunDevice` satisfies it (and `PollableTun`); tests use an in-memory one.
  */
 
 /** A TUN device as the packet loops use it. Reads and writes use the caller's buffers. */
 export interface Tun {
   /** The interface name. */
   readonly name: string;
+  /**
+   * The offload capability: when true, every read returns and every write takes a 10-byte virtio_net_hdr
+   * in front of the packet, and a read may return a GSO super-packet of up to 64 KiB (reads then need a
+   * buffer of 65535 + 10 bytes). Absent or false: bare packets.
+   */
+  readonly vnetHdr?: boolean;
   /** Reads one packet into `buf`; returns its length, or 0 when none is pending or the device is closed. */
   read(buf: Uint8Array): number;
   /** Writes `buf[0, len)` as one packet; false if it was refused. */

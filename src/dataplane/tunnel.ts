@@ -5,6 +5,8 @@
  * With the batched (FFI) socket one loop serves both directions from one poll of both descriptors, waiting
  * synchronously while traffic flows; with Deno's socket each direction has its own loop.
  * The server and client own a `Tunnel` and act on it only through its few public methods.
+ * Over a TUN with offloads (`vnetHdr`), a read may be a GSO super-packet, split into segments before
+ * sealing, and opened TCP segments of one flow are coalesced into super-packets before the TUN write.
  */
 import { copyEndpoint, endpointEquals, endpointToString } from "../net/endpoint.ts";
 import { CONTROL_MAX_TYPE, DATA_HEADER_LENGTH, DATA_OVERHEAD, MSG_DATA } from "../protocol/constants.ts";
@@ -17,6 +19,16 @@ import type { Session } from "../protocol/session.ts";
 import { type DropCounts, zeroDrops } from "../ops/status_report.ts";
 import { classify, readReceiverIndex } from "../protocol/wire.ts";
 import { authenticatedReceived, dataReceived, dataSent } from "../protocol/timers.ts";
+import { completeChecksum, gsoSplit } from "./gso_split.ts";
+import { groCoalesce, GroTable } from "./gro_coalesce.ts";
+import {
+  newVirtioNetHdr,
+  readVirtioNetHdr,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_NONE,
+  VIRTIO_NET_HDR_LENGTH,
+  type VirtioNetHdr,
+} from "./virtio_net_hdr.ts";
 
 /** Packets taken from the TUN per wake-up; the event loop runs between batches. */
 const TUN_BATCH = 128;
@@ -30,6 +42,14 @@ const YIELD_EVERY_MS = 2;
 const PARK_MS = 250;
 /** Slack beyond the MTU in a slot, so an oversized packet shows up as too long instead of truncated. */
 const SLOT_SLACK = 64;
+
+/** Largest TUN read with offloads: a 64 KiB super-packet behind its virtio_net_hdr. */
+const SUPER_READ = 65535 + VIRTIO_NET_HDR_LENGTH;
+/**
+ * Receive slot size with offloads: opened segments are appended in place to the head of their flow's
+ * super-packet. Pages beyond a datagram are only touched when segments are merged there.
+ */
+const GRO_SLOT = 65535;
 
 /** The plaintext of a keepalive. */
 const EMPTY = new Uint8Array(0);
@@ -97,6 +117,8 @@ export class Tunnel {
   // Promises of an asynchronous AEAD (WebCrypto), one list per loop; empty with OpenSSL.
   readonly #tunPending: Promise<unknown>[] = [];
   readonly #udpPending: Promise<unknown>[] = [];
+  // Offloads (TUN with virtio_net_hdr); null without.
+  readonly #offload: Offload | null;
 
   /**
    * `maxMtu` sizes the packet slots; the MTU starts there and may be lowered (the client learns it late).
@@ -113,7 +135,9 @@ export class Tunnel {
     this.#outPlain = this.#out.bufs.map((b) => b.subarray(DATA_HEADER_LENGTH, slot - 16));
     this.#outSession = new Array(TUN_BATCH).fill(null);
     this.#outPeer = new Array(TUN_BATCH).fill(null);
-    this.#in = new DatagramBatch(UDP_BATCH, slot);
+    this.#offload = tun.vnetHdr === true ? new Offload() : null;
+    this.#in = new DatagramBatch(UDP_BATCH, this.#offload !== null ? GRO_SLOT : slot);
+    this.#offload?.init(this.#in);
     this.#inPlain = this.#in.bufs.map((b) => b.subarray(DATA_HEADER_LENGTH));
     this.#inSession = new Array(UDP_BATCH).fill(null);
     this.#inPeer = new Array(UDP_BATCH).fill(null);
@@ -231,6 +255,7 @@ export class Tunnel {
 
   /** Drain up to TUN_BATCH packets from the TUN, seal and send them. A Promise only with an async AEAD or socket. */
   #fromTun(): void | Promise<void> {
+    if (this.#offload !== null) return this.#fromTunOffload(this.#offload);
     const tun = this.#tun, out = this.#out, plain = this.#outPlain, host = this.#host;
     const drops = this.counters.drops;
     const now = this.#now();
@@ -261,6 +286,90 @@ export class Tunnel {
     }
     if (n === 0) return;
     return this.#sealAndSend(out, this.#outSession, this.#outPeer, n, now, this.#tunPending);
+  }
+
+  /**
+   * `#fromTun` over a TUN with virtio_net_hdr: each read is a packet or a GSO super-packet, split into
+   * segments in consecutive slots. A super-packet that does not fit the slots left waits for the next batch.
+   */
+  #fromTunOffload(o: Offload): void | Promise<void> {
+    const tun = this.#tun, now = this.#now();
+    let n = 0;
+    if (o.held > 0) {
+      const len = o.held;
+      o.held = 0;
+      n = this.#takeSuper(o, len, 0, now);
+    }
+    while (n < TUN_BATCH && o.held === 0) {
+      const len = tun.read(o.read);
+      if (len <= 0) break;
+      n = this.#takeSuper(o, len, n, now);
+    }
+    if (n === 0) return;
+    return this.#sealAndSend(this.#out, this.#outSession, this.#outPeer, n, now, this.#tunPending);
+  }
+
+  /** Puts the read `o.read[0, total)` into slots from `n` on; returns the next free slot. */
+  #takeSuper(o: Offload, total: number, n: number, now: number): number {
+    const big = o.read, hdr = o.hdr, out = this.#out, drops = this.counters.drops;
+    const len = total - VIRTIO_NET_HDR_LENGTH;
+    if (len <= 0) {
+      drops.malformed++;
+      return n;
+    }
+    readVirtioNetHdr(big, 0, hdr);
+    let k: number;
+    if (hdr.gsoType === VIRTIO_NET_HDR_GSO_NONE) {
+      if (len > this.#mtu) {
+        drops.oversize++;
+        return n;
+      }
+      // Locally sent packets come with a partial checksum: the far side's kernel needs it complete.
+      if (
+        (hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0 &&
+        !completeChecksum(big, VIRTIO_NET_HDR_LENGTH, len, hdr)
+      ) {
+        drops.malformed++;
+        return n;
+      }
+      out.data.set(big.subarray(VIRTIO_NET_HDR_LENGTH, total), n * out.slotSize + DATA_HEADER_LENGTH);
+      out.lens[n] = len;
+      k = 1;
+    } else {
+      const r = gsoSplit(big, VIRTIO_NET_HDR_LENGTH, len, hdr, out.bufs, DATA_HEADER_LENGTH, out.lens, n);
+      if (r === "no-room" && n > 0) {
+        o.held = total;
+        return n;
+      }
+      if (typeof r === "string") {
+        if (r === "no-room") drops.oversize++;
+        else drops.malformed++;
+        return n;
+      }
+      k = r;
+      if (out.lens[n] > this.#mtu) {
+        drops.oversize += k;
+        return n;
+      }
+    }
+    // Segments of one super-packet share their addresses: one route lookup and one session for all.
+    const host = this.#host, peer = host.peerForPacket(this.#outPlain[n], out.lens[n]);
+    if (peer === null) {
+      drops.no_route += k;
+      return n;
+    }
+    const s = peer.sessions.sendSession(now);
+    for (let j = n; j < n + k; j++) {
+      if (s === null || !peer.hasEndpoint || s.prepareSeal(out.bufs[j], now) < 0) {
+        peer.drops.no_route += n + k - j;
+        host.noSession(peer);
+        return j;
+      }
+      this.#outSession[j] = s;
+      this.#outPeer[j] = peer;
+      copyEndpoint(out.endpoints[j], peer.endpoint);
+    }
+    return n + k;
   }
 
   /** Seal slots [0, n) (headers already written) and send them; counts per peer. */
@@ -368,7 +477,8 @@ export class Tunnel {
   #deliver(n: number, now: number): void | Promise<void> {
     const batch = this.#in, host = this.#host;
     const sessions = this.#inSession, peers = this.#inPeer, counters = this.#inCounter;
-    let relayed = 0;
+    const offload = this.#offload;
+    let relayed = 0, toTun = 0;
     for (let i = 0; i < n; i++) {
       const s = sessions[i];
       if (s === null) continue;
@@ -419,8 +529,13 @@ export class Tunnel {
         relayed = this.#queueRelay(dest, pkt, len, relayed, now);
         continue;
       }
-      if (!this.#tun.write(pkt, len)) this.counters.tunWriteErrors++;
+      if (offload !== null) {
+        offload.groBufs[toTun] = batch.bufs[i];
+        offload.groLens[toTun] = len;
+        offload.groSlot[toTun++] = i;
+      } else if (!this.#tun.write(pkt, len)) this.counters.tunWriteErrors++;
     }
+    if (toTun > 0) this.#writeCoalesced(offload!, toTun);
     if (relayed === 0) return;
     return this.#sealAndSend(
       this.#relay,
@@ -430,6 +545,17 @@ export class Tunnel {
       now,
       this.#udpPending,
     );
+  }
+
+  /** Coalesce the `count` opened packets gathered in `o` and write them, each behind its virtio_net_hdr. */
+  #writeCoalesced(o: Offload, count: number): void {
+    const w = groCoalesce(o.groBufs, o.groLens, count, DATA_HEADER_LENGTH, o.table, o.toWrite);
+    for (let j = 0; j < w; j++) {
+      const k = o.toWrite[j];
+      if (!this.#tun.write(o.vnetViews[o.groSlot[k]], VIRTIO_NET_HDR_LENGTH + o.groLens[k])) {
+        this.counters.tunWriteErrors++;
+      }
+    }
   }
 
   /** Copy a packet from one client into the relay batch, addressed to another client. */
@@ -447,6 +573,30 @@ export class Tunnel {
     this.#relayPeer[n] = dest;
     copyEndpoint(this.#relay.endpoints[n], dest.endpoint);
     return n + 1;
+  }
+}
+
+/** Buffers and state of the offload path, made once per tunnel. */
+class Offload {
+  /** One TUN read: virtio_net_hdr + packet or super-packet. */
+  readonly read = new Uint8Array(SUPER_READ);
+  readonly hdr: VirtioNetHdr = newVirtioNetHdr();
+  /** Length of a read in `read` that waits for free slots, or 0. */
+  held = 0;
+  readonly table = new GroTable(UDP_BATCH);
+  readonly toWrite = new Int32Array(UDP_BATCH);
+  /** The packets for the TUN in one receive batch: their slot buffers, lengths and slot numbers. */
+  readonly groBufs: Uint8Array[] = [];
+  readonly groLens = new Int32Array(UDP_BATCH);
+  readonly groSlot = new Int32Array(UDP_BATCH);
+  /** Per receive slot: the view from its virtio_net_hdr on (just before the plaintext). */
+  readonly vnetViews: Uint8Array[] = [];
+
+  init(batch: DatagramBatch): void {
+    for (const b of batch.bufs) {
+      this.groBufs.push(b);
+      this.vnetViews.push(b.subarray(DATA_HEADER_LENGTH - VIRTIO_NET_HDR_LENGTH));
+    }
   }
 }
 

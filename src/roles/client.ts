@@ -458,6 +458,7 @@ export async function runClient(o: ClientOptions, reload?: () => ClientOptions):
     tun: o.tun,
     crypto: o.crypto,
     udp: o.udp,
+    offload: o.offload,
     bind: { hostname: servers.endpoints.every(endpointIsV4) ? "0.0.0.0" : "::", port: 0 },
     logLevel: o.logLevel,
     logFormat: o.logFormat,

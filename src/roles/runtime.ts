@@ -27,6 +27,8 @@ export interface RuntimeOptions {
   readonly tun: string;
   readonly crypto: AeadChoice;
   readonly udp: UdpChoice;
+  /** TUN offloads: "auto" asks the kernel for them, "off" opens a plain TUN. */
+  readonly offload: "auto" | "off";
   /** UDP address to bind (the client binds port 0 of its server's family). */
   readonly bind: HostPort;
   readonly logLevel: LogLevel;
@@ -70,7 +72,10 @@ export async function startRuntime(o: RuntimeOptions): Promise<number> {
   try {
     // Loaded here, not at import: the module opens libc, which only the running roles need.
     const { TunDevice } = await import("../../ffi/tun_device.ts");
-    const tun = TunDevice.open(o.tun);
+    const tun = TunDevice.open(o.tun, { offload: o.offload === "auto" });
+    if (tun.offloadRefusal !== "") {
+      log.warn("TUN offload refused, carrying on without it", { reason: tun.offloadRefusal });
+    }
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
     const opened = await openDatagramSocket({ kind: o.udp, hostname: o.bind.hostname, port: o.bind.port });
     const udp = opened.socket;
@@ -117,7 +122,11 @@ export async function startRuntime(o: RuntimeOptions): Promise<number> {
       cleanup.add("stop SIGHUP handler", () => Deno.removeSignalListener("SIGHUP", onHup));
     }
     r.started();
-    log.info("data path", { crypto: chosen.backend.kind, udp: udp.kind });
+    log.info("data path", {
+      crypto: chosen.backend.kind,
+      udp: udp.kind,
+      offload: tun.offloads.length > 0 ? tun.offloads.join("+") : "off",
+    });
     notifySystemd("READY=1");
     await r.run();
     await cleanup.runAll();

@@ -601,6 +601,7 @@ export async function runServer(o: ServerOptions, reload?: () => ServerOptions):
     tun: o.tun,
     crypto: o.crypto,
     udp: o.udp,
+    offload: o.offload,
     bind: o.listen,
     logLevel: o.logLevel,
     logFormat: o.logFormat,

@@ -74,6 +74,7 @@ export class Inproc {
       logFormat: "text",
       crypto,
       udp: "deno",
+      offload: "off",
       peers: [],
       clientToClient,
       postUp: [],
@@ -112,6 +113,7 @@ export class Inproc {
       logFormat: "text",
       crypto: "auto",
       udp: "deno",
+      offload: "off",
     };
     const hk = await deriveHandshakeKey(key);
     const servers = await ServerList.create(o.servers);
