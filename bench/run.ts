@@ -1,11 +1,12 @@
 /**
  * `deno task bench` (as root): our tunnel against the bare veth, wireguard-go and OpenVPN (AES-256-GCM),
  * measured by the shared `tunnel-bench` harness in one invocation per run, N runs, medians per mode,
- * our figures as ratios to wireguard-go; then one run of the reference data path (WebCrypto + Deno UDP)
+ * our figures as ratios to today's wireguard-go (the headline) and to Debian's old one; with `--offload-ab`
+ * each run also measures our tunnel with `--offload off` (alternating which goes first); then one run of the reference data path (WebCrypto + Deno UDP)
  * and a fixed-rate UDP loss test at 80 % of our own TCP rate. Writes `bench/RESULTS.md`.
  *
  *   deno run -A bench/run.ts [--runs N] [--seconds N] [--quick] [--modes a,b] [--no-reference]
- *                            [--no-loss] [--loss-seconds N] [--deno-flags "..."] [--out FILE | --no-write]
+ *                            [--offload-ab] [--no-loss] [--loss-seconds N] [--deno-flags "..."] [--out FILE | --no-write]
  *
  * The loss test does not go through tunnel-bench (it would repeat every measurement at 60 s): it builds its
  * own two namespaces with the test harness (`tests/netns/hosts.ts`, prefix "vb"), runs our server and client
@@ -21,6 +22,7 @@ const ALL_MODES = [...REFERENCE_MODES, "custom"];
 const TOOLS: Record<string, string[]> = {
   common: ["ip", "iperf3", "ping", "jq", "awk", "column", "timeout"],
   "wireguard-go": ["wireguard-go", "wg"],
+  "wireguard-go-current": ["wg"],
   "openvpn-gcm": ["openvpn", "openssl"],
 };
 
@@ -39,6 +41,7 @@ interface Options {
   quick: boolean;
   modes: string[];
   reference: boolean;
+  offloadAb: boolean;
   loss: boolean;
   lossSeconds: number;
   denoFlags: string[];
@@ -51,6 +54,7 @@ const USAGE = `usage: deno run -A bench/run.ts [options]   (as root)
   --quick             1 run of 3 s, loss test 10 s, RESULTS.md not written unless --out
   --modes a,b         modes to run (default ${ALL_MODES.join(",")})
   --no-reference      skip the WebCrypto + Deno UDP run
+  --offload-ab        also run our tunnel with --offload off in each run (alternating order)
   --no-loss           skip the fixed-rate UDP loss test
   --loss-seconds N    length of the loss test (default 60)
   --deno-flags "..."  extra flags for 'deno run' of server and client (e.g. --cpu-prof)
@@ -64,6 +68,7 @@ function parseOptions(args: string[]): Options {
     quick: false,
     modes: ALL_MODES,
     reference: true,
+    offloadAb: false,
     loss: true,
     lossSeconds: 60,
     denoFlags: [],
@@ -100,6 +105,9 @@ function parseOptions(args: string[]): Options {
       }
       case "--no-reference":
         o.reference = false;
+        break;
+      case "--offload-ab":
+        o.offloadAb = true;
         break;
       case "--no-loss":
         o.loss = false;
@@ -404,16 +412,26 @@ async function main(args: string[]): Promise<number> {
     const runDir = `${tmp}/run`;
     await Deno.mkdir(runDir);
     const vpnCmds = vpnCommands(o, keyFile, runDir, []);
+    const offCmds = vpnCommands(o, keyFile, runDir, ["--offload", "off"]);
     const started = new Date();
 
     const byMode = new Map<string, ModeResult[]>();
+    const offload: ModeResult[] = [];
+    const abOff = o.offloadAb && modes.includes("custom");
     for (let i = 1; i <= o.runs; i++) {
       console.error(`\nbench: run ${i}/${o.runs}: ${modes.join(" ")} (${o.seconds} s per iperf3 run)`);
+      // A/B of the offloads: the extra run goes before the main one in even runs, after it in odd ones.
+      const offRun = async () => {
+        console.error(`bench: run ${i}/${o.runs}: custom with --offload off`);
+        offload.push(...await tunnelBench(o, ["custom"], offCmds, `${tmp}/off${i}.json`));
+      };
+      if (abOff && i % 2 === 0) await offRun();
       for (const r of await tunnelBench(o, modes, vpnCmds, `${tmp}/run${i}.json`)) {
         if (!byMode.has(r.mode)) byMode.set(r.mode, []);
         byMode.get(r.mode)!.push(r);
         if (r.status !== "ok") console.error(`bench: ${r.mode} run ${i}: ${r.status} ${r.reason ?? ""}`);
       }
+      if (abOff && i % 2 === 1) await offRun();
     }
     let reference: ModeResult[] = [];
     const refCmds = vpnCommands(o, keyFile, runDir, ["--crypto", "webcrypto", "--udp", "deno"]);
@@ -426,11 +444,17 @@ async function main(args: string[]): Promise<number> {
     for (const m of modes) {
       rows.push(summarise(m === "custom" ? "vpn (openssl, batched)" : m, byMode.get(m) ?? []));
     }
+    if (offload.length > 0) rows.push(summarise("vpn (openssl, batched, offload off)", offload));
     if (reference.length > 0) rows.push(summarise("vpn (webcrypto, deno)", reference));
-    const wg = rows.find((r) => r.label === "wireguard-go");
-    const ratios = rows.filter((r) => r.label.startsWith("vpn")).map((r) =>
-      ratioRow(`${r.label} / wireguard-go`, r, wg)
-    );
+    // Headline: today's wireguard-go (all its offloads on); then Debian's old one.
+    const ratios: Row[] = [];
+    for (const ref of ["wireguard-go-current", "wireguard-go"]) {
+      const base = rows.find((r) => r.label === ref);
+      if (base === undefined) continue;
+      for (const r of rows) {
+        if (r.label.startsWith("vpn")) ratios.push(ratioRow(`${r.label} / ${ref}`, r, base));
+      }
+    }
 
     let loss: LossResult | null = null;
     let lossError = "";
@@ -464,7 +488,8 @@ async function main(args: string[]): Promise<number> {
 Written by \`bench/run.ts\`; medians over the runs whose status was "ok". Each run is one
 \`tunnel-bench\` invocation with all modes (so the reference tunnels and ours share the same conditions).
 Higher is better for Mbit/s and kpps, lower for RTT and CPU s/GB. The ratio rows divide our medians by
-wireguard-go's. See \`../../shared/bench/README.md\` for what each column measures.
+today's wireguard-go's (\`wireguard-go-current\`, the headline), then by Debian's old wireguard-go's.
+See \`../../shared/bench/README.md\` for what each column measures.
 
 - command: \`${command}\` (${o.runs} run(s) x ${o.seconds} s per iperf3 measurement${
         o.reference ? ", plus 1 run of the reference path" : ""
