@@ -411,6 +411,7 @@ async function main(args: string[]): Promise<number> {
     await Deno.chmod(keyFile, 0o600);
     const runDir = `${tmp}/run`;
     await Deno.mkdir(runDir);
+    await Deno.chmod(runDir, 0o700); // the roles refuse a run folder others can enter
     const vpnCmds = vpnCommands(o, keyFile, runDir, []);
     const offCmds = vpnCommands(o, keyFile, runDir, ["--offload", "off"]);
     const started = new Date();
