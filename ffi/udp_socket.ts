@@ -35,6 +35,16 @@ const GSO_MAX_BYTES = 65000;
 /** CMSG_SPACE(sizeof(u16)): cmsghdr {size_t len; int level; int type} + data, padded to 8. */
 const CMSG_SPACE_U16 = 24;
 const CMSG_LEN_U16 = 18;
+// UDP generic receive offload: one message returns a train of same-size datagrams from one source, the
+// size in a cmsg {SOL_UDP, UDP_GRO, int}; the kernel keeps a sender's GSO message whole instead of
+// splitting it. Needs receive buffers of 64 KiB per message.
+const UDP_GRO = 104;
+/** CMSG_SPACE(sizeof(int)) */
+const CMSG_SPACE_INT = 24;
+/** Trains taken per recvmmsg; they land in the batch's top slots and are cut into the slots below. */
+const GRO_TRAINS = 8;
+/** Smallest batch slot that holds a whole train. */
+const GRO_SLOT_MIN = 65535;
 const EINVAL = 22;
 const EIO = 5;
 const EMSGSIZE = 90;
@@ -82,6 +92,11 @@ interface MsgVec {
   ctrl: Uint8Array;
   /** Address of iov[0], as a number, to point a message at iov[i] without a BigInt per message. */
   iovAt: number;
+  /** GRO receive: GRO_TRAINS mmsghdrs onto the top slots, each with a control buffer; built when first used. */
+  rhdr?: Uint8Array;
+  rhdr32?: Uint32Array;
+  rctrl?: Uint8Array;
+  rctrl32?: Int32Array;
 }
 
 const msgVecs = new WeakMap<BatchMemory, MsgVec>();
@@ -131,6 +146,24 @@ function msgVecFor(b: BatchMemory): MsgVec {
   };
   msgVecs.set(b, v);
   return v;
+}
+
+/** The GRO receive headers of `v`: message t reads into slot `base + t` and its own name and control slot. */
+function groHeaders(v: MsgVec, base: number): void {
+  const rhdr = new Uint8Array(GRO_TRAINS * MMSG_SIZE);
+  const rctrl = new Uint8Array(GRO_TRAINS * CMSG_SPACE_INT);
+  const h64 = new BigUint64Array(rhdr.buffer);
+  const iovAt = BigInt(v.iovAt), namesAt = address(v.names), ctrlAt = address(rctrl);
+  for (let t = 0; t < GRO_TRAINS; t++) {
+    h64[(t * MMSG_SIZE + OFF_NAME) / 8] = namesAt + BigInt((base + t) * NAME_STRIDE);
+    h64[(t * MMSG_SIZE + OFF_IOV) / 8] = iovAt + BigInt((base + t) * 16);
+    h64[(t * MMSG_SIZE + OFF_IOVLEN) / 8] = 1n;
+    h64[(t * MMSG_SIZE + OFF_CONTROL) / 8] = ctrlAt + BigInt(t * CMSG_SPACE_INT);
+  }
+  v.rhdr = rhdr;
+  v.rhdr32 = new Uint32Array(rhdr.buffer);
+  v.rctrl = rctrl;
+  v.rctrl32 = new Int32Array(rctrl.buffer);
 }
 
 /** Writes endpoint `ep[at..at+18)` as a sockaddr for a socket of `family` into `names[o..)`; returns its length. */
@@ -190,6 +223,11 @@ function getIntOpt(fd: number, level: number, name: number): number {
 export interface UdpOpenOptions {
   /** Requested SO_RCVBUF/SO_SNDBUF in bytes (forced past rmem_max/wmem_max when running as root). */
   bufferBytes?: number;
+  /**
+   * Ask for UDP_GRO. Only for callers whose batches have slots of at least 65535 bytes: a train received
+   * into a smaller slot would be cut short.
+   */
+  gro?: boolean;
 }
 
 /** A non-blocking libc UDP socket. Not safe for two concurrent `waitReadable` calls. */
@@ -209,10 +247,23 @@ export class UdpSocket {
   #gso = true;
   readonly #gsoFirst = new Int32Array(MAX_VLEN);
   readonly #gsoSegs = new Int32Array(MAX_VLEN);
+  /** UDP_GRO is on: `receiveBatch` cuts trains into slots. */
+  readonly gro: boolean;
+  /** Why UDP_GRO was asked for and is off (the kernel refused it), else "". */
+  readonly groRefusal: string;
+  // Trains received and not yet cut into slots: lengths, segment sizes, bytes already taken.
+  readonly #trainLen = new Int32Array(GRO_TRAINS);
+  readonly #trainSeg = new Int32Array(GRO_TRAINS);
+  readonly #trainTaken = new Int32Array(GRO_TRAINS);
+  readonly #trainEp = new Uint8Array(GRO_TRAINS * ENDPOINT_BYTES);
+  #trains = 0;
+  #trainNext = 0;
 
-  private constructor(fd: number, family: 4 | 6) {
+  private constructor(fd: number, family: 4 | 6, gro: boolean, groRefusal: string) {
     this.#fd = fd;
     this.family = family;
+    this.gro = gro;
+    this.groRefusal = groRefusal;
     new DataView(this.#pfd.buffer).setInt32(0, fd, true);
     this.#pfd[4] = POLLIN;
   }
@@ -236,7 +287,12 @@ export class UdpSocket {
       libc().close(fd);
       throw err;
     }
-    return new UdpSocket(fd, family);
+    let gro = false, groRefusal = "";
+    if (opts.gro === true) {
+      gro = setIntOpt(fd, SOL_UDP, UDP_GRO, 1);
+      if (!gro) groRefusal = new ErrnoError("setsockopt(UDP_GRO)", errno()).message;
+    }
+    return new UdpSocket(fd, family, gro, groRefusal);
   }
 
   /** The bound address as an 18-byte endpoint (getsockname). */
@@ -293,6 +349,7 @@ export class UdpSocket {
    */
   receiveBatch(b: BatchMemory): number {
     if (this.#closed) return 0;
+    if (this.gro && b.slotSize >= GRO_SLOT_MIN && b.capacity > 2 * GRO_TRAINS) return this.#receiveGro(b);
     const v = msgVecFor(b);
     const max = Math.min(b.capacity, MAX_VLEN);
     const hdr32 = v.hdr32, iov32 = v.iov32, names = v.names, eps = b.endpointData, lens = b.lens;
@@ -316,6 +373,78 @@ export class UdpSocket {
       if (!readSockaddr(names, i * NAME_STRIDE, eps, w * ENDPOINT_BYTES)) continue;
       if (w !== i) b.data.copyWithin(w * b.slotSize, i * b.slotSize, i * b.slotSize + len);
       lens[w++] = len;
+    }
+    return w;
+  }
+
+  /** Datagrams of received trains still waiting to be cut into slots by the next `receiveBatch`. */
+  get pending(): boolean {
+    return this.#trainNext < this.#trains;
+  }
+
+  /**
+   * `receiveBatch` with UDP_GRO: up to GRO_TRAINS trains are received into the top slots of the batch and
+   * cut, datagram by datagram, into the slots below (copyWithin: no allocation). What does not fit waits in
+   * the top slots for the next call (`pending`), which takes it before receiving more.
+   */
+  #receiveGro(b: BatchMemory): number {
+    const cap = Math.min(b.capacity, MAX_VLEN), base = cap - GRO_TRAINS;
+    const w = this.#cut(b, 0, base);
+    if (w >= base || this.pending) return w;
+    const v = msgVecFor(b);
+    if (v.rhdr === undefined) groHeaders(v, base);
+    const hdr32 = v.rhdr32!, iov32 = v.iov32, ctrl32 = v.rctrl32!;
+    for (let t = 0; t < GRO_TRAINS; t++) {
+      hdr32[t * MMSG_U32 + OFF_NAMELEN_U32] = SOCKADDR_IN6_LEN;
+      hdr32[t * MMSG_U32 + OFF_CONTROLLEN / 4] = CMSG_SPACE_INT;
+      hdr32[t * MMSG_U32 + OFF_CONTROLLEN / 4 + 1] = 0;
+      iov32[(base + t) * IOV_U32 + 2] = b.slotSize;
+    }
+    let k: number;
+    do {
+      k = libc().recvmmsg(this.#fd, v.rhdr!, GRO_TRAINS, MSG_DONTWAIT, null);
+    } while (k < 0 && errno() === EINTR);
+    if (k <= 0) return w;
+    let n = 0;
+    for (let t = 0; t < k; t++) {
+      const h = t * MMSG_U32, len = hdr32[h + OFF_LEN_U32];
+      if ((hdr32[h + OFF_FLAGS_U32] & MSG_TRUNC) !== 0) {
+        this.truncated++;
+        continue;
+      }
+      if (len === 0 || !readSockaddr(v.names, (base + t) * NAME_STRIDE, this.#trainEp, n * ENDPOINT_BYTES)) {
+        continue;
+      }
+      // cmsghdr {u64 len; i32 level; i32 type} then the segment size; absent for a single datagram.
+      const c = t * (CMSG_SPACE_INT / 4);
+      const hasSeg = hdr32[h + OFF_CONTROLLEN / 4] >= 20 && ctrl32[c + 2] === SOL_UDP &&
+        ctrl32[c + 3] === UDP_GRO;
+      const seg = hasSeg ? ctrl32[c + 4] : len;
+      if (n !== t) {
+        b.data.copyWithin((base + n) * b.slotSize, (base + t) * b.slotSize, (base + t) * b.slotSize + len);
+      }
+      this.#trainLen[n] = len;
+      this.#trainSeg[n] = seg > 0 && seg < len ? seg : len;
+      this.#trainTaken[n] = 0;
+      n++;
+    }
+    this.#trains = n;
+    this.#trainNext = 0;
+    return this.#cut(b, w, base);
+  }
+
+  /** Cuts waiting trains (in slots `base`..) into slots from `w` up to `base`; returns the next free slot. */
+  #cut(b: BatchMemory, w: number, base: number): number {
+    const eps = b.endpointData, tEp = this.#trainEp, size = b.slotSize;
+    while (this.#trainNext < this.#trains && w < base) {
+      const t = this.#trainNext, len = this.#trainLen[t], taken = this.#trainTaken[t];
+      const seg = Math.min(this.#trainSeg[t], len - taken), from = (base + t) * size + taken;
+      b.data.copyWithin(w * size, from, from + seg);
+      b.lens[w] = seg;
+      for (let e = 0; e < ENDPOINT_BYTES; e++) eps[w * ENDPOINT_BYTES + e] = tEp[t * ENDPOINT_BYTES + e];
+      w++;
+      if (taken + seg >= len) this.#trainNext++;
+      else this.#trainTaken[t] = taken + seg;
     }
     return w;
   }

@@ -403,3 +403,44 @@ Deno.test("datagram auto: batched with FFI, deno with the reason without --allow
   assertEquals(r.kind, "deno");
   assert(typeof r.reason === "string" && r.reason.includes("FFI"), r.reason);
 });
+
+Deno.test("datagram batched: UDP_GRO trains are cut into datagrams, across calls when the batch is full", async () => {
+  const { socket: rx } = await openDatagramSocket({
+    kind: "batched",
+    hostname: "127.0.0.1",
+    port: 0,
+    gro: true,
+  });
+  const tx = await open("batched", "127.0.0.1");
+  try {
+    assertEquals(rx.gro, true);
+    // 40 datagrams of 1000 bytes and a short last one go out as one GSO message and arrive as one train.
+    const out = new DatagramBatch(64, 2048);
+    const sizes = [...Array(40).fill(1000), 300];
+    sizes.forEach((len, i) => {
+      out.bufs[i].fill(i + 1, 0, len);
+      out.lens[i] = len;
+      copyEndpoint(out.endpoints[i], endpointOf(rx, "127.0.0.1"));
+    });
+    assertEquals(await tx.send(out, sizes.length), sizes.length);
+    // 17 slots of 64 KiB: the top 8 take trains, so at most 9 datagrams per call.
+    const batch = new DatagramBatch(17, 65535);
+    const got: number[] = [];
+    const until = Date.now() + 2000;
+    while (got.length < sizes.length && Date.now() < until) {
+      const n = rx.pending ? rx.receiveNow(batch) : await rx.receive(batch);
+      assert(n <= 9, `${n} datagrams in one call`);
+      for (let i = 0; i < n; i++) {
+        const len = batch.lens[i], first = batch.bufs[i][0];
+        assert(batch.bufs[i].subarray(0, len).every((v) => v === first), `datagram ${got.length} mixed`);
+        assertEquals(endpointToString(batch.endpoints[i]), `127.0.0.1:${tx.localPort}`);
+        got.push(first === 41 ? -len : len);
+      }
+    }
+    assertEquals(got, [...Array(40).fill(1000), -300]);
+    assertEquals(rx.pending, false);
+  } finally {
+    rx.close();
+    tx.close();
+  }
+});

@@ -23,7 +23,7 @@ for (const mode of ["auto", "off"] as const) {
       const args = ["--offload", mode];
       const srv = await lab.server("srv", { args, config: CONFIG6 });
       const c1 = await lab.client("c1", srv, { args });
-      const shown = mode === "auto" ? /data path .*offload=tso/ : /data path .*offload=off/;
+      const shown = mode === "auto" ? /data path .*offload=tso(\+uso)?\+gro\b/ : /data path .*offload=off/;
       for (const n of [srv, c1]) assertMatch(n.output(), shown);
       await h1.waitForPing(srv.overlay, 5000);
       assertIntact(await h1.tcpTransfer(hs, srv.overlay, MIB8), MIB8);

@@ -79,6 +79,13 @@ export interface DatagramSocket {
    */
   receiveNow(batch: DatagramBatch): number;
   /**
+   * True when datagrams already taken from the kernel (a UDP_GRO train cut only partly into the last
+   * batch) wait for the next `receiveNow`, which the socket's descriptor no longer polls readable for.
+   */
+  readonly pending?: boolean;
+  /** True when UDP_GRO is on (batches need slots of 65535 bytes). */
+  readonly gro?: boolean;
+  /**
    * Sends slots [0, count) each to its endpoint. Returns how many were handed to the kernel (a full socket
    * buffer drops the rest; the caller counts them). Sync in the batched impl, a Promise in the deno impl.
    */

@@ -38,7 +38,7 @@ export class BatchedDatagramSocket implements DatagramSocket {
     this.#receiving = true;
     try {
       while (!this.#sock.closed) {
-        if (!(await this.#sock.waitReadable(POLL_MS))) continue;
+        if (!this.#sock.pending && !(await this.#sock.waitReadable(POLL_MS))) continue;
         const n = this.#sock.receiveBatch(batch);
         if (n > 0) {
           batch.count = n;
@@ -50,6 +50,19 @@ export class BatchedDatagramSocket implements DatagramSocket {
     } finally {
       this.#receiving = false;
     }
+  }
+
+  get pending(): boolean {
+    return this.#sock.pending;
+  }
+
+  get gro(): boolean {
+    return this.#sock.gro;
+  }
+
+  /** Why UDP_GRO was asked for and is off, else "". */
+  get groRefusal(): string {
+    return this.#sock.groRefusal;
   }
 
   get pollFd(): number {

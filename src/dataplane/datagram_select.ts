@@ -21,6 +21,8 @@ export interface OpenDatagramOptions {
   hostname: string;
   /** Port to bind; 0 lets the kernel pick one (clients). */
   port: number;
+  /** Ask for UDP_GRO (batched only; the caller's batches must have 65535-byte slots). */
+  gro?: boolean;
 }
 
 /** An open socket and, when it differs from what was asked, why. */
@@ -28,6 +30,8 @@ export interface OpenedDatagramSocket {
   socket: DatagramSocket;
   /** Set when "auto" could not use "batched": the reason, for the log. */
   fallbackReason?: string;
+  /** Set when UDP_GRO was asked for and refused: why. */
+  groRefusal?: string;
   /** Set when "::" was asked but IPv6 is unavailable and the socket is IPv4-only ("0.0.0.0"): why. */
   ipv4OnlyReason?: string;
 }
@@ -65,12 +69,14 @@ function bindEndpoint(hostname: string, port: number): { host: string; ep: Uint8
  */
 const SOCKET_BUFFER_BYTES = 32 << 20;
 
-function openBatched(udp: UdpModule, hostname: string, port: number): DatagramSocket {
+function openBatched(udp: UdpModule, hostname: string, port: number, gro: boolean): BatchedDatagramSocket {
   const { host, ep, text } = bindEndpoint(hostname, port);
   // An IPv4 literal gets an AF_INET socket; everything else a dual-stack AF_INET6 one.
   const family = host.includes(":") ? 6 : 4;
   try {
-    return new BatchedDatagramSocket(udp.UdpSocket.open(family, ep, { bufferBytes: SOCKET_BUFFER_BYTES }));
+    return new BatchedDatagramSocket(
+      udp.UdpSocket.open(family, ep, { bufferBytes: SOCKET_BUFFER_BYTES, gro }),
+    );
   } catch (e) {
     const info = udp.socketErrorCode(e);
     if (!info) throw e;
@@ -122,7 +128,7 @@ export async function openDatagramSocket(opts: OpenDatagramOptions): Promise<Ope
       // Loaded on demand, and libc opened before binding: without --allow-ffi this throws here.
       const udp: UdpModule = await import("../../ffi/udp_socket.ts");
       udp.loadUdp();
-      open = (h, p) => openBatched(udp, h, p);
+      open = (h, p) => openBatched(udp, h, p, opts.gro === true);
     } catch (e) {
       const why = `FFI UDP socket unavailable (${e instanceof Error ? e.message : String(e)})`;
       if (opts.kind === "batched") throw new DatagramError(`${opts.hostname}:${opts.port}`, "", why);
@@ -131,11 +137,14 @@ export async function openDatagramSocket(opts: OpenDatagramOptions): Promise<Ope
   }
   open ??= openDeno;
   const host = opts.hostname.replace(/^\[(.*)\]$/, "$1");
+  const groRefusal = (s: DatagramSocket) =>
+    s instanceof BatchedDatagramSocket && s.groRefusal !== "" ? s.groRefusal : undefined;
   try {
-    return { socket: open(host, opts.port), fallbackReason };
+    const socket = open(host, opts.port);
+    return { socket, fallbackReason, groRefusal: groRefusal(socket) };
   } catch (e) {
     if (host !== "::" || !isNoIpv6(e)) throw e;
     const socket = open("0.0.0.0", opts.port);
-    return { socket, fallbackReason, ipv4OnlyReason: (e as Error).message };
+    return { socket, fallbackReason, ipv4OnlyReason: (e as Error).message, groRefusal: groRefusal(socket) };
   }
 }

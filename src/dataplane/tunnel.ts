@@ -136,7 +136,7 @@ export class Tunnel {
     this.#outSession = new Array(TUN_BATCH).fill(null);
     this.#outPeer = new Array(TUN_BATCH).fill(null);
     this.#offload = tun.vnetHdr === true ? new Offload() : null;
-    this.#in = new DatagramBatch(UDP_BATCH, this.#offload !== null ? GRO_SLOT : slot);
+    this.#in = new DatagramBatch(UDP_BATCH, this.#offload !== null || udp.gro === true ? GRO_SLOT : slot);
     this.#offload?.init(this.#in);
     this.#inPlain = this.#in.bufs.map((b) => b.subarray(DATA_HEADER_LENGTH));
     this.#inSession = new Array(UDP_BATCH).fill(null);
@@ -203,7 +203,14 @@ export class Tunnel {
     try {
       let lastTurn = performance.now();
       while (this.#running) {
-        let ready = tun.pollWith(fd, SYNC_WAIT_MS);
+        let ready: number;
+        // A super-packet held for free slots, or datagrams of a train in the socket, wait without the
+        // descriptors polling readable: look without waiting and take them.
+        const waiting = (udp.pending === true ? READY_OTHER : 0) | (this.#offload?.held ? READY_TUN : 0);
+        if (waiting !== 0) {
+          ready = tun.pollWith(fd, 0);
+          if (ready >= 0) ready |= waiting;
+        } else ready = tun.pollWith(fd, SYNC_WAIT_MS);
         if (ready === 0) {
           ready = await tun.pollWithAsync(fd, PARK_MS);
           lastTurn = performance.now();
@@ -234,7 +241,7 @@ export class Tunnel {
 
   async #tunLoop(): Promise<void> {
     const tun = this.#tun;
-    while (this.#running && await tun.waitReadable()) {
+    while (this.#running && (this.#offload?.held || await tun.waitReadable())) {
       const r = this.#fromTun();
       if (r !== undefined) await r;
     }

@@ -77,12 +77,19 @@ export async function startRuntime(o: RuntimeOptions): Promise<number> {
       log.warn("TUN offload refused, carrying on without it", { reason: tun.offloadRefusal });
     }
     cleanup.add(`close TUN ${tun.name}`, () => tun.close());
-    const opened = await openDatagramSocket({ kind: o.udp, hostname: o.bind.hostname, port: o.bind.port });
+    // UDP_GRO only with TUN offloads: the tunnel sizes its receive slots for trains only then.
+    const opened = await openDatagramSocket({
+      kind: o.udp,
+      hostname: o.bind.hostname,
+      port: o.bind.port,
+      gro: tun.vnetHdr,
+    });
     const udp = opened.socket;
     cleanup.add(`close UDP ${udp.localAddress}`, () => udp.close());
     if (opened.fallbackReason) {
       log.warn("batched UDP unavailable, using Deno's UDP", { reason: opened.fallbackReason });
     }
+    if (opened.groRefusal) log.warn("UDP GRO refused, carrying on without it", { reason: opened.groRefusal });
     if (opened.ipv4OnlyReason) {
       log.warn("IPv6 unavailable, listening on IPv4 only", { reason: opened.ipv4OnlyReason });
     }
@@ -125,7 +132,7 @@ export async function startRuntime(o: RuntimeOptions): Promise<number> {
     log.info("data path", {
       crypto: chosen.backend.kind,
       udp: udp.kind,
-      offload: tun.offloads.length > 0 ? tun.offloads.join("+") : "off",
+      offload: [...tun.offloads, ...(udp.gro === true ? ["gro"] : [])].join("+") || "off",
     });
     notifySystemd("READY=1");
     await r.run();
