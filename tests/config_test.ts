@@ -95,6 +95,7 @@ Deno.test("bad flags name the flag, the value and what is allowed", () => {
     [{ "log-level": "loud" }, /^--log-level: got "loud"; allowed: trace, debug, info, warn, error$/],
     [{ crypto: "rot13" }, /^--crypto: got "rot13"; allowed: auto, openssl, webcrypto$/],
     [{ udp: "tcp" }, /^--udp: got "tcp"; allowed: auto, batched, deno$/],
+    [{ offload: "on" }, /^--offload: got "on"; allowed: auto, off$/],
     [{ nat: "" }, /^--nat: got ""/],
   ];
   for (const [flags, re] of cases) assertMatch(configError(() => loadServerOptions(flags, {})), re);

@@ -1,6 +1,8 @@
 /**
  * An in-memory TUN device behind the data path's `Tun` contract, like wireguard-go's channel TUN: the test
  * plays the host's IP stack, injecting packets the tunnel reads and taking the packets the tunnel writes.
+ * With `vnetHdr` it has the offload capability: what is injected and written carries the 10-byte
+ * virtio_net_hdr in front, as on a TUN opened with IFF_VNET_HDR.
  */
 import type { Tun } from "../../src/dataplane/tun.ts";
 
@@ -10,6 +12,7 @@ const QUEUE_LIMIT = 1024;
 /** A `Tun` whose other side is the test. */
 export class ChannelTun implements Tun {
   readonly name: string;
+  readonly vnetHdr: boolean;
   /** Packets the tunnel wrote and nobody took yet, oldest first. */
   readonly #written: Uint8Array[] = [];
   readonly #toTunnel: Uint8Array[] = [];
@@ -17,8 +20,9 @@ export class ChannelTun implements Tun {
   #readable: ((ready: boolean) => void) | null = null;
   #writeWaiter: (() => void) | null = null;
 
-  constructor(name: string) {
+  constructor(name: string, opts: { vnetHdr?: boolean } = {}) {
     this.name = name;
+    this.vnetHdr = opts.vnetHdr === true;
   }
 
   /** The host sends `pkt` into the tunnel (a copy is queued). False when the queue is full or closed. */

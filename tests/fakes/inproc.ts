@@ -54,12 +54,19 @@ export class Inproc {
   readonly key = generateKey();
   readonly #nodes: Node<Server | Client>[] = [];
   #aead: AeadBackend | null = null;
+  /** Every node's TUN has the offload capability (virtio_net_hdr on reads and writes). */
+  #vnetHdr = false;
   server!: Node<Server>;
 
-  /** Starts the server with the AEAD backend `crypto` picks; `clientToClient` as in the config. */
-  static async start(crypto: "auto" | "webcrypto" = "auto", clientToClient = true): Promise<Inproc> {
+  /** Starts the server with the AEAD backend `crypto` picks; `clientToClient` as in the config; `vnetHdr` gives every TUN offloads. */
+  static async start(
+    crypto: "auto" | "webcrypto" = "auto",
+    clientToClient = true,
+    vnetHdr = false,
+  ): Promise<Inproc> {
     setLogLevel("error");
     const n = new Inproc();
+    n.#vnetHdr = vnetHdr;
     n.#aead = (await selectAeadBackend(crypto)).backend;
     const o: ServerOptions = {
       listen: { hostname: SERVER_HOST, port: SERVER_PORT },
@@ -145,7 +152,7 @@ export class Inproc {
     port: number,
     make: (p: RolePieces) => R,
   ): Node<R> {
-    const tun = new ChannelTun(tunName);
+    const tun = new ChannelTun(tunName, { vnetHdr: this.#vnetHdr });
     const udp = this.net.bind(host, port);
     const cleanup = new Cleanup();
     cleanup.add("close TUN", () => tun.close());
