@@ -27,6 +27,63 @@ function checksum(buf: Uint8Array, start: number, end: number): number {
   return ~sum & 0xffff;
 }
 
+/** Answers one ping through the TUN; with `offload` every read and write has a virtio_net_hdr in front. */
+async function pingThrough(offload: boolean): Promise<void> {
+  const tun = TunDevice.open("vt0", { offload });
+  strictEqual(tun.vnetHdr, offload);
+  if (offload) ok(tun.offloads.includes("tso"), `offloads ${tun.offloads} (${tun.offloadRefusal})`);
+  else deepStrictEqual(tun.offloads, []);
+  // Offsets of the packet in the buffer: behind the 10-byte header with offloads.
+  const at = offload ? 10 : 0;
+  setInterfaceAddress("vt0", ip("10.201.0.1"), 24);
+  setInterfaceUp("vt0");
+  const pinger = new Deno.Command("ping", {
+    args: ["-n", "-c1", "-W2", "10.201.0.2"],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const whole = new Uint8Array(offload ? 65545 : 2048);
+  const buf = whole.subarray(at);
+  const deadline = Date.now() + 3000;
+  let replied = false;
+  while (!replied && Date.now() < deadline) {
+    if (!await tun.waitReadable()) break;
+    for (let r = tun.read(whole); r > 0; r = tun.read(whole)) {
+      const n = r - at;
+      if (offload) strictEqual(whole[1], 0, "a ping is no GSO packet");
+      // Skip IPv6 noise (router solicitations, MLD) and anything but an ICMP echo request.
+      if (buf[0] >> 4 !== 4 || buf[9] !== 1) continue;
+      const ihl = (buf[0] & 0xf) * 4;
+      if (buf[ihl] !== 8) continue;
+      const dv = new DataView(buf.buffer, buf.byteOffset);
+      strictEqual(dv.getUint16(2), n, "IPv4 total length equals the read length");
+      strictEqual(checksum(buf, 0, ihl), 0, "valid IPv4 header checksum");
+      strictEqual(checksum(buf, ihl, n), 0, "valid ICMP checksum");
+      deepStrictEqual([...buf.subarray(12, 16)], [10, 201, 0, 1], "source");
+      deepStrictEqual([...buf.subarray(16, 20)], [10, 201, 0, 2], "destination");
+      // Craft the echo reply: swap addresses, type 0, fresh checksums.
+      const src = buf.slice(12, 16);
+      buf.copyWithin(12, 16, 20);
+      buf.set(src, 16);
+      buf[8] = 64;
+      dv.setUint16(10, 0);
+      dv.setUint16(10, checksum(buf, 0, ihl));
+      buf[ihl] = 0;
+      dv.setUint16(ihl + 2, 0);
+      dv.setUint16(ihl + 2, checksum(buf, ihl, n));
+      whole.fill(0, 0, at); // a plain packet with a complete checksum
+      ok(tun.write(whole, r), "TUN accepted the reply");
+      replied = true;
+      break;
+    }
+  }
+  ok(replied, "no ICMP echo request read from the TUN within 3 s");
+  const out = await pinger.output();
+  strictEqual(out.code, 0, `ping failed: ${decoder.decode(out.stdout)} ${decoder.decode(out.stderr)}`);
+  match(decoder.decode(out.stdout), /1 received/);
+  tun.close();
+}
+
 // ---- cases run in the child, inside the namespace ----
 
 const CASES: Record<string, () => Promise<void> | void> = {
@@ -61,50 +118,11 @@ const CASES: Record<string, () => Promise<void> | void> = {
   },
 
   async ping() {
-    const tun = TunDevice.open("vt0");
-    setInterfaceAddress("vt0", ip("10.201.0.1"), 24);
-    setInterfaceUp("vt0");
-    const pinger = new Deno.Command("ping", {
-      args: ["-n", "-c1", "-W2", "10.201.0.2"],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const buf = new Uint8Array(2048);
-    const deadline = Date.now() + 3000;
-    let replied = false;
-    while (!replied && Date.now() < deadline) {
-      if (!await tun.waitReadable()) break;
-      for (let n = tun.read(buf); n > 0; n = tun.read(buf)) {
-        // Skip IPv6 noise (router solicitations, MLD) and anything but an ICMP echo request.
-        if (buf[0] >> 4 !== 4 || buf[9] !== 1) continue;
-        const ihl = (buf[0] & 0xf) * 4;
-        if (buf[ihl] !== 8) continue;
-        const dv = new DataView(buf.buffer);
-        strictEqual(dv.getUint16(2), n, "IPv4 total length equals the read length");
-        strictEqual(checksum(buf, 0, ihl), 0, "valid IPv4 header checksum");
-        strictEqual(checksum(buf, ihl, n), 0, "valid ICMP checksum");
-        deepStrictEqual([...buf.subarray(12, 16)], [10, 201, 0, 1], "source");
-        deepStrictEqual([...buf.subarray(16, 20)], [10, 201, 0, 2], "destination");
-        // Craft the echo reply: swap addresses, type 0, fresh checksums.
-        const src = buf.slice(12, 16);
-        buf.copyWithin(12, 16, 20);
-        buf.set(src, 16);
-        buf[8] = 64;
-        dv.setUint16(10, 0);
-        dv.setUint16(10, checksum(buf, 0, ihl));
-        buf[ihl] = 0;
-        dv.setUint16(ihl + 2, 0);
-        dv.setUint16(ihl + 2, checksum(buf, ihl, n));
-        ok(tun.write(buf, n), "TUN accepted the reply");
-        replied = true;
-        break;
-      }
-    }
-    ok(replied, "no ICMP echo request read from the TUN within 3 s");
-    const out = await pinger.output();
-    strictEqual(out.code, 0, `ping failed: ${decoder.decode(out.stdout)} ${decoder.decode(out.stderr)}`);
-    match(decoder.decode(out.stdout), /1 received/);
-    tun.close();
+    await pingThrough(false);
+  },
+
+  async pingOffload() {
+    await pingThrough(true);
   },
 
   writeWhenDown() {
@@ -189,6 +207,10 @@ Deno.test("TunDevice: kernel-chosen names are tunN and distinct", async () => {
 
 Deno.test("TunDevice: ping into the TUN subnet is read as ICMP and answered through write", async () => {
   await runInNetns("ping");
+});
+
+Deno.test("TunDevice: with offloads (IFF_VNET_HDR, TSO) a ping is read and answered behind virtio headers", async () => {
+  await runInNetns("pingOffload");
 });
 
 Deno.test("TunDevice: write on a down device returns false; empty read returns 0", async () => {
