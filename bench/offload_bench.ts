@@ -1,7 +1,7 @@
 /**
- * Cost of the user-space offload helpers (not yet in the data path): splitting a 64 KiB TCP/IPv4 GSO
- * super-packet into 1368-byte segments with full checksums, and coalescing those segments back into one
- * super-packet (checksum check of each segment included), against a plain copy of the same bytes.
+ * Cost of the user-space offload helpers of the data path (`--offload auto`): splitting a 64 KiB TCP/IPv4
+ * GSO super-packet into 1368-byte segments with full checksums, and coalescing those segments back into
+ * one super-packet (checksum check of each segment included), against a plain copy of the same bytes.
  *
  * Usage: deno run -A bench/offload_bench.ts [seconds per case, default 1]
  */

@@ -11,7 +11,8 @@ const WORD_LOOP_MIN = 32;
  * One's-complement sum of the big-endian 16-bit words of `b[start, end)` added to `sum` (unfolded).
  * Long ranges are read four bytes at a time as little-endian words: the one's-complement sum does not
  * depend on byte order (RFC 1071), so the folded sum of swapped words, swapped back, is the same sum.
- * About 4x faster than the byte loop on a 1.4 KB segment (bench/offload_bench.ts).
+ * 1368 bytes: 346 ns against 1265 for the byte loop; a split segment 708 ns against 1430
+ * (bench/offload_bench.ts).
  */
 export function sumBytes(b: Uint8Array, start: number, end: number, sum = 0): number {
   let i = start;
