@@ -1,5 +1,6 @@
 /**
- * AES-256-GCM from the system OpenSSL (`libcrypto.so.3`, else `libcrypto.so`) through synchronous FFI.
+ * AES-256-GCM from the system OpenSSL (`libcrypto.so.3`, else `libcrypto.so`, else `libcrypto.so.1.1`)
+ * through synchronous FFI.
  * Bytes and numbers in, bytes and numbers out; the packet layout and the `PacketAead` contract live in
  * `src/dataplane/aead_openssl.ts`.
  *
@@ -9,6 +10,9 @@
  * is opened lazily, on the first `openLibcrypto()`.
  */
 
+// Every symbol here is in OpenSSL 1.1's EVP API as in 3's, with the same signature; the 3.x-only calls
+// (EVP_CIPHER_fetch, EVP_*Init_ex2, OSSL_PARAM getters, the EVP_CIPHER_CTX_get_* names whose 1.1 spellings
+// became macros in 3) are deliberately not used, so one binding serves both.
 const SYMBOLS = {
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
   EVP_CIPHER_CTX_free: { parameters: ["pointer"], result: "void" },
@@ -25,7 +29,9 @@ const SYMBOLS = {
 /** The loaded libcrypto symbols. */
 export type Libcrypto = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-const LIBRARY_NAMES = ["libcrypto.so.3", "libcrypto.so"];
+/** The sonames tried, in order: OpenSSL 3, the unversioned development link, OpenSSL 1.1. */
+export const LIBCRYPTO_NAMES: readonly string[] = ["libcrypto.so.3", "libcrypto.so", "libcrypto.so.1.1"];
+// 1.1 and 3 give these the same values (aliases of EVP_CTRL_AEAD_GET_TAG/SET_TAG since 1.1.0).
 const EVP_CTRL_GCM_GET_TAG = 0x10;
 const EVP_CTRL_GCM_SET_TAG = 0x11;
 const AES_256_KEY_LENGTH = 32;
@@ -49,24 +55,56 @@ export class LibcryptoError extends Error {
   }
 }
 
-let lib: Libcrypto | null = null;
+/** A libcrypto that loaded with every symbol and passed the caller's check. */
+export interface LoadedLibcrypto {
+  /** The soname that was opened. */
+  readonly name: string;
+  readonly symbols: Libcrypto;
+  /** Candidates tried before it, each with why it was skipped. */
+  readonly skipped: readonly string[];
+  /** Unloads the library; its keys must be disposed first. */
+  close(): void;
+}
 
-/** Loads libcrypto once; throws `LibcryptoUnavailableError` when it is missing or FFI is not permitted. */
-export function openLibcrypto(): Libcrypto {
-  if (lib) return lib;
-  const failures: string[] = [];
-  for (const name of LIBRARY_NAMES) {
+/**
+ * Opens the first of `names` that loads with every symbol and on which `check` (the caller's known-answer
+ * self-test) does not throw; a name that is missing, lacks a symbol or fails the check is closed and
+ * skipped with its reason. Throws `LibcryptoUnavailableError` listing every reason when none is usable.
+ */
+export function loadLibcrypto(names: readonly string[], check: (L: Libcrypto) => void): LoadedLibcrypto {
+  const skipped: string[] = [];
+  for (const name of names) {
+    let dl: Deno.DynamicLibrary<typeof SYMBOLS>;
     try {
-      lib = Deno.dlopen(name, SYMBOLS).symbols;
-      return lib;
+      dl = Deno.dlopen(name, SYMBOLS);
     } catch (e) {
-      failures.push(`${name}: ${e instanceof Error ? e.message : String(e)}`);
+      skipped.push(`${name}: ${e instanceof Error ? e.message : String(e)}`);
+      continue;
     }
+    try {
+      check(dl.symbols);
+    } catch (e) {
+      dl.close();
+      skipped.push(`${name}: ${e instanceof Error ? e.message : String(e)}`);
+      continue;
+    }
+    return { name, symbols: dl.symbols, skipped, close: () => dl.close() };
   }
   throw new LibcryptoUnavailableError(
-    `cannot load OpenSSL libcrypto (${failures.join("; ")}); install OpenSSL 3 (Debian: libssl3) ` +
+    `cannot load OpenSSL libcrypto (${skipped.join("; ")}); install OpenSSL 3 (Debian: libssl3) or 1.1 ` +
       `and run with --allow-ffi, or choose the webcrypto backend`,
   );
+}
+
+let loaded: LoadedLibcrypto | null = null;
+
+/**
+ * `loadLibcrypto(LIBCRYPTO_NAMES, check)` once per process; later calls return the same library. Throws
+ * `LibcryptoUnavailableError` when none is usable or FFI is not permitted (not cached: a later call retries).
+ */
+export function openLibcrypto(check: (L: Libcrypto) => void): LoadedLibcrypto {
+  loaded ??= loadLibcrypto(LIBCRYPTO_NAMES, check);
+  return loaded;
 }
 
 /** Keeps OpenSSL inside the buffers it is given: it reads and writes through raw pointers. */

@@ -7,6 +7,8 @@ import {
 import type { AeadBackend, PacketAead } from "../src/protocol/aead.ts";
 import { AeadUnavailableError, selectAeadBackend } from "../src/dataplane/aead_select.ts";
 import { createWebCryptoBackend } from "../src/dataplane/aead_webcrypto.ts";
+import { createOpenSslBackend } from "../src/dataplane/aead_openssl.ts";
+import { LIBCRYPTO_NAMES, LibcryptoUnavailableError, loadLibcrypto } from "../ffi/libcrypto.ts";
 
 const openssl = (await selectAeadBackend("openssl")).backend;
 const webcrypto = (await selectAeadBackend("webcrypto")).backend;
@@ -172,4 +174,50 @@ Deno.test("explicit openssl without FFI permission is a typed error; auto falls 
   assert(r.typed);
   assert(new AeadUnavailableError("openssl", "x").message.includes("openssl"));
   assertEquals(createWebCryptoBackend().kind, "webcrypto");
+});
+
+Deno.test("libcrypto candidates: OpenSSL 3, the unversioned link, then 1.1, in that order", () => {
+  assertDeepEquals([...LIBCRYPTO_NAMES], ["libcrypto.so.3", "libcrypto.so", "libcrypto.so.1.1"]);
+});
+
+Deno.test("a missing name and a library without the EVP symbols are skipped; the real one seals right", async () => {
+  // libc.so.6 opens but has no EVP_* symbol: it must be skipped, not half-bound.
+  const names = ["libvpn-absent.so.9", "libc.so.6", "libcrypto.so.3"];
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  const o = await createOpenSslBackend(names).createKey(raw), w = await webcrypto.createKey(raw);
+  try {
+    const a = packet(300, 42), b = a.slice();
+    o.sealOne(a, 300);
+    await w.sealOne(b, 300);
+    assertDeepEquals(a, b);
+  } finally {
+    o.dispose();
+    w.dispose();
+  }
+  let err: unknown;
+  try {
+    createOpenSslBackend(names.slice(0, 2));
+  } catch (e) {
+    err = e;
+  }
+  assert(err instanceof LibcryptoUnavailableError, String(err));
+  assert(/libvpn-absent\.so\.9: .*cannot open/.test(err.message), err.message);
+  assert(/libc\.so\.6: .*EVP_/.test(err.message), err.message);
+  assert(err.message.includes("1.1"), "the advice names OpenSSL 1.1 too");
+});
+
+Deno.test("a library that fails the self-test is skipped with its reason; the next one is taken", () => {
+  const seen: string[] = [];
+  let calls = 0;
+  const lib = loadLibcrypto(["libcrypto.so.3", "libcrypto.so"], (L) => {
+    seen.push(typeof L.EVP_aes_256_gcm);
+    if (calls++ === 0) throw new Error("known answer mismatch");
+  });
+  try {
+    assertEquals(lib.name, "libcrypto.so");
+    assertDeepEquals(lib.skipped, ["libcrypto.so.3: known answer mismatch"]);
+    assertDeepEquals(seen, ["function", "function"]);
+  } finally {
+    lib.close();
+  }
 });

@@ -11,6 +11,7 @@ import {
   GCM_TAG_LENGTH,
   type Libcrypto,
   LibcryptoUnavailableError,
+  loadLibcrypto,
   openLibcrypto,
 } from "../../ffi/libcrypto.ts";
 import type { AeadBackend, PacketAead } from "../protocol/aead.ts";
@@ -81,7 +82,7 @@ function toHex(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-/** Seals and opens a known answer; a library that gets it wrong is treated as unavailable. */
+/** Seals and opens a known answer; a library that gets it wrong is skipped like a missing one. */
 function selfTest(L: Libcrypto): void {
   const pt = new TextEncoder().encode(KAT_PLAINTEXT);
   const buf = new Uint8Array(DATA_OVERHEAD + pt.length);
@@ -102,18 +103,14 @@ function selfTest(L: Libcrypto): void {
   }
 }
 
-let tested = false;
-
 /**
- * The OpenSSL `AeadBackend`. Loads libcrypto and runs a known-answer self-test the first time;
- * throws `LibcryptoUnavailableError` when the library is missing, FFI is not permitted or the test fails.
+ * The OpenSSL `AeadBackend` on the first libcrypto of `names` that loads with every symbol and passes the
+ * known-answer self-test; by default `LIBCRYPTO_NAMES` (OpenSSL 3, `libcrypto.so`, 1.1), loaded once per
+ * process. Throws `LibcryptoUnavailableError`, with each name's reason, when none does or FFI is not
+ * permitted.
  */
-export function createOpenSslBackend(): AeadBackend {
-  const L = openLibcrypto();
-  if (!tested) {
-    selfTest(L);
-    tested = true;
-  }
+export function createOpenSslBackend(names?: readonly string[]): AeadBackend {
+  const L = (names === undefined ? openLibcrypto(selfTest) : loadLibcrypto(names, selfTest)).symbols;
   return {
     kind: "openssl",
     createKey: (raw: Uint8Array): Promise<PacketAead> => {

@@ -32,8 +32,8 @@ export interface SelectedAead {
 }
 
 /**
- * Picks the data-path AEAD. "auto": OpenSSL (libcrypto.so.3, then libcrypto.so, via FFI) when it
- * loads and passes its self-test, else WebCrypto with the reason. "openssl" throws
+ * Picks the data-path AEAD. "auto": OpenSSL (libcrypto.so.3, then libcrypto.so, then libcrypto.so.1.1,
+ * via FFI) when one loads and passes its self-test, else WebCrypto with the reason. "openssl" throws
  * `AeadUnavailableError` when it cannot be loaded; "webcrypto" always works.
  */
 export function selectAeadBackend(choice: AeadChoice): Promise<SelectedAead> {
