@@ -12,6 +12,7 @@ const TUNSETIFF = 0x400454can;
 const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;
 const IFF_VNET_HDR = 0x4000;
+const IFF_MULTI_QUEUE = 0x0100;
 /** _IOW('T', 208, unsigned int): the offload flags, passed as the ioctl's value. */
 const TUNSETOFFLOAD = 0x400454d0n;
 /** _IOW('T', 216, int): the size of the header in front of each packet, through a pointer. */
@@ -68,6 +69,12 @@ export class TunError extends Error {
 export interface TunOpenOptions {
   /** Ask for IFF_VNET_HDR and TSO4/TSO6 (and USO where the kernel has it). */
   offload?: boolean;
+  /**
+   * IFF_MULTI_QUEUE: each open of the same name with the same options attaches one more queue (fd) to the
+   * device, and the kernel spreads flows across the queues by flow hash (docs/multicore.md). A device is
+   * either multi-queue or not: mixing the two on one name fails with EINVAL.
+   */
+  multiQueue?: boolean;
 }
 
 /**
@@ -144,7 +151,8 @@ export class TunDevice {
   }
 
   /**
-   * Create (or attach to a persistent) TUN device named `name`; "" lets the kernel pick `tunN`.
+   * Create (or attach to a persistent) TUN device named `name`; "" lets the kernel pick `tunN`. With
+   * `multiQueue`, opening a name that is already open adds a queue to it.
    * Throws `TunError` with a hint for EPERM (needs CAP_NET_ADMIN), EBUSY (name in use) and bad names.
    */
   static open(name: string, opts: TunOpenOptions = {}): TunDevice {
@@ -160,7 +168,9 @@ export class TunDevice {
     try {
       const ifr = ifreq(name);
       const offload = opts.offload === true;
-      view(ifr).setUint16(IFR_DATA, IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0), true);
+      const flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0) |
+        (opts.multiQueue ? IFF_MULTI_QUEUE : 0);
+      view(ifr).setUint16(IFR_DATA, flags, true);
       if (libc().ioctl(fd, TUNSETIFF, ifr) < 0) {
         const err = new ErrnoError("ioctl(TUNSETIFF)", errno());
         const hint = TUNSETIFF_HINTS[err.codeName];
@@ -168,8 +178,8 @@ export class TunDevice {
           cause: err,
         });
       }
-      const flags = libc().fcntl(fd, F_GETFL, 0);
-      if (flags < 0 || libc().fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+      const fl = libc().fcntl(fd, F_GETFL, 0);
+      if (fl < 0 || libc().fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
         const err = new ErrnoError("fcntl(O_NONBLOCK)", errno());
         throw new TunError(name, err.codeName, err.message, { cause: err });
       }

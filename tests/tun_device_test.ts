@@ -125,6 +125,46 @@ const CASES: Record<string, () => Promise<void> | void> = {
     await pingThrough(true);
   },
 
+  async multiQueue() {
+    const q0 = TunDevice.open("vt0", { multiQueue: true });
+    const q1 = TunDevice.open("vt0", { multiQueue: true });
+    const plain = assertThrows(() => TunDevice.open("vt0"), TunError);
+    strictEqual(plain.code, "EINVAL", "a multi-queue device takes no single-queue open");
+    setInterfaceAddress("vt0", ip("10.201.0.1"), 24);
+    setInterfaceUp("vt0");
+    // 32 flows (source ports) routed out of the TUN: the kernel picks a queue per flow hash, so both see some
+    // (all 32 on one queue has odds of 2^-31).
+    const socks = Array.from(
+      { length: 32 },
+      () => Deno.listenDatagram({ transport: "udp", hostname: "10.201.0.1", port: 0 }),
+    );
+    const perQueue = [0, 0];
+    const buf = new Uint8Array(2048);
+    try {
+      for (const s of socks) {
+        await s.send(new Uint8Array(8), { transport: "udp", hostname: "10.201.0.2", port: 9 });
+      }
+      const deadline = Date.now() + 2000;
+      while (perQueue[0] + perQueue[1] < 32 && Date.now() < deadline) {
+        [q0, q1].forEach((q, i) => {
+          for (let n = q.read(buf); n > 0; n = q.read(buf)) {
+            if (buf[0] >> 4 === 4 && buf[9] === 17) perQueue[i]++;
+          }
+        });
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    } finally {
+      for (const s of socks) s.close();
+    }
+    strictEqual(perQueue[0] + perQueue[1], 32, `every datagram read once: ${perQueue}`);
+    ok(perQueue[0] > 0 && perQueue[1] > 0, `flows spread over both queues: ${perQueue}`);
+    q0.close();
+    ok(exists("/sys/class/net/vt0"), "the device stays while a queue is open");
+    q1.close();
+    for (let i = 0; i < 50 && exists("/sys/class/net/vt0"); i++) await new Promise((r) => setTimeout(r, 10));
+    ok(!exists("/sys/class/net/vt0"), "vt0 removed with its last queue");
+  },
+
   writeWhenDown() {
     const tun = TunDevice.open("vt0");
     const pkt = new Uint8Array(28);
@@ -211,6 +251,10 @@ Deno.test("TunDevice: ping into the TUN subnet is read as ICMP and answered thro
 
 Deno.test("TunDevice: with offloads (IFF_VNET_HDR, TSO) a ping is read and answered behind virtio headers", async () => {
   await runInNetns("pingOffload");
+});
+
+Deno.test("TunDevice: IFF_MULTI_QUEUE adds a queue per open, flows spread over the queues", async () => {
+  await runInNetns("multiQueue");
 });
 
 Deno.test("TunDevice: write on a down device returns false; empty read returns 0", async () => {
