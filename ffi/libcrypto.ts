@@ -68,8 +68,8 @@ export interface LoadedLibcrypto {
 
 /**
  * Opens the first of `names` that loads with every symbol and on which `check` (the caller's known-answer
- * self-test) does not throw; a name that is missing, lacks a symbol or fails the check is closed and
- * skipped with its reason. Throws `LibcryptoUnavailableError` listing every reason when none is usable.
+ * self-test) does not throw; a name that is missing, lacks a symbol or fails the check (then closed again)
+ * is skipped with its reason. Throws `LibcryptoUnavailableError` listing every reason when none is usable.
  */
 export function loadLibcrypto(names: readonly string[], check: (L: Libcrypto) => void): LoadedLibcrypto {
   const skipped: string[] = [];

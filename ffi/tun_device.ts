@@ -168,9 +168,9 @@ export class TunDevice {
     try {
       const ifr = ifreq(name);
       const offload = opts.offload === true;
-      const flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0) |
+      const ifFlags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0) |
         (opts.multiQueue ? IFF_MULTI_QUEUE : 0);
-      view(ifr).setUint16(IFR_DATA, flags, true);
+      view(ifr).setUint16(IFR_DATA, ifFlags, true);
       if (libc().ioctl(fd, TUNSETIFF, ifr) < 0) {
         const err = new ErrnoError("ioctl(TUNSETIFF)", errno());
         const hint = TUNSETIFF_HINTS[err.codeName];
@@ -178,8 +178,8 @@ export class TunDevice {
           cause: err,
         });
       }
-      const fl = libc().fcntl(fd, F_GETFL, 0);
-      if (fl < 0 || libc().fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+      const flags = libc().fcntl(fd, F_GETFL, 0);
+      if (flags < 0 || libc().fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         const err = new ErrnoError("fcntl(O_NONBLOCK)", errno());
         throw new TunError(name, err.codeName, err.message, { cause: err });
       }
