@@ -402,7 +402,7 @@ export class Client implements TunnelHost, Role {
         log.info("server not answering; retrying handshake", {
           server: endpointToString(server.endpoint),
           attempt: this.#attempts + 1,
-          waited_s: Math.round(this.#retryMs / 1000),
+          waited_s: this.#retryMs / 1000,
         });
         this.#retryMs = nextRetryMs(this.#retryMs);
         this.#retry();
