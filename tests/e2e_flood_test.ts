@@ -5,7 +5,15 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import type { StatusReport } from "../src/ops/status_report.ts";
-import { newKey, pcapUdp, VPN_PORT, VpnLab, type VpnNode, withVpnLab } from "./netns/vpn.ts";
+import {
+  aliceAndBobConfig,
+  newKey,
+  pcapUdp,
+  VPN_PORT,
+  VpnLab,
+  type VpnNode,
+  withVpnLab,
+} from "./netns/vpn.ts";
 import { connectMs, flood, pingLoss, rssKiB, sleep } from "./netns/flood.ts";
 
 const FLOOD_MS = 10_000;
@@ -96,19 +104,7 @@ Deno.test("e2e flood: a key holder floods valid initiations: it is rate-limited,
     const [keyA, keyB] = [newKey(), newKey()];
     const [fileA, fileB] = [await lab.writeKeyFile("alice", keyA), await lab.writeKeyFile("bob", keyB)];
     const srv = await lab.server("srv", {
-      config: `[server]
-address = "10.0.0.1/24"
-
-[[server.peers]]
-name = "alice"
-address = "10.0.0.10"
-key_file = "${fileA}"
-
-[[server.peers]]
-name = "bob"
-address = "10.0.0.11"
-key_file = "${fileB}"
-`,
+      config: aliceAndBobConfig(fileA, fileB),
     });
     const flooding = background(flood(ha, "valid", hs.address, VPN_PORT, FLOOD_MS, keyA));
     await sleep(1500);
@@ -135,19 +131,7 @@ Deno.test("e2e flood: initiations from the future under one key lock out nobody"
     const [keyA, keyB] = [newKey(), newKey()];
     const [fileA, fileB] = [await lab.writeKeyFile("alice", keyA), await lab.writeKeyFile("bob", keyB)];
     const srv = await lab.server("srv", {
-      config: `[server]
-address = "10.0.0.1/24"
-
-[[server.peers]]
-name = "alice"
-address = "10.0.0.10"
-key_file = "${fileA}"
-
-[[server.peers]]
-name = "bob"
-address = "10.0.0.11"
-key_file = "${fileB}"
-`,
+      config: aliceAndBobConfig(fileA, fileB),
     });
     // A year ahead, under the shared key and under Alice's key at once.
     const floods = [

@@ -6,6 +6,7 @@ import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
 import type { Capture, TransferResult } from "./netns/hosts.ts";
 import type { StatusReport } from "../src/ops/status_report.ts";
 import {
+  aliceAndBobConfig,
   type CapturedUdp,
   eventually,
   newKey,
@@ -265,19 +266,7 @@ Deno.test("e2e: pinned peers: each key gets its own address, nobody takes or spo
     const [fileA, fileB] = [await lab.writeKeyFile("alice", keyA), await lab.writeKeyFile("bob", keyB)];
     assertEquals((await Deno.stat(fileA)).mode! & 0o777, 0o600);
     const srv = await lab.server("srv", {
-      config: `[server]
-address = "10.0.0.1/24"
-
-[[server.peers]]
-name = "alice"
-address = "10.0.0.10"
-key_file = "${fileA}"
-
-[[server.peers]]
-name = "bob"
-address = "10.0.0.11"
-key_file = "${fileB}"
-`,
+      config: aliceAndBobConfig(fileA, fileB),
     });
     assertMatch(srv.output(), /peers=2/);
     const a = await lab.client("ca", srv, { keyFile: fileA });

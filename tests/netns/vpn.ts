@@ -35,6 +35,23 @@ export function newKey(): string {
   return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
 }
 
+/** A server config (10.0.0.1/24) with two pinned peers: alice at 10.0.0.10 and bob at 10.0.0.11, each with its key file. */
+export function aliceAndBobConfig(fileA: string, fileB: string): string {
+  return `[server]
+address = "10.0.0.1/24"
+
+[[server.peers]]
+name = "alice"
+address = "10.0.0.10"
+key_file = "${fileA}"
+
+[[server.peers]]
+name = "bob"
+address = "10.0.0.11"
+key_file = "${fileB}"
+`;
+}
+
 /** The command line of `vpn ARGS...` run from source. */
 export function vpnCmd(...args: string[]): string[] {
   return [Deno.execPath(), "run", "-A", "--config", CONFIG, MOD, ...args];
