@@ -113,7 +113,12 @@ export class Client implements TunnelHost, Role {
     this.#servers = servers;
     this.#hostChanges = changes;
     this.#configured = !changes.wantsConfig;
-    this.#limits = { prefix4: o.acceptPrefix4, prefix6: o.acceptPrefix6, maxMtu: MAX_MTU };
+    this.#limits = {
+      prefix4: o.acceptPrefix4,
+      prefix6: o.acceptPrefix6,
+      maxMtu: MAX_MTU,
+      acceptNetwork: o.acceptNetwork,
+    };
     this.#server = new Peer("server");
     this.#server.endpoint.set(servers.endpoint);
     this.#server.hasEndpoint = true;
@@ -257,7 +262,9 @@ export class Client implements TunnelHost, Role {
     }
     if (this.#pending !== pending) return; // a newer initiation replaced it while we worked
     const hs = r.value;
-    const refused = refuseAssigned(hs.params, this.#limits);
+    // The host's networks as they are now (a LAN joined since the start counts too).
+    const host = this.#pieces.network.networksInUse(this.#pieces.tun.name);
+    const refused = refuseAssigned(hs.params, this.#limits, host);
     if (refused !== null) {
       this.#refused = pending;
       // Authenticated but unusable: keep the initiation pending, so tick() retries with backoff.

@@ -115,6 +115,7 @@ export class Inproc {
       killSwitch: false,
       acceptPrefix4: DEFAULT_PREFIX4,
       acceptPrefix6: DEFAULT_PREFIX6,
+      acceptNetwork: [],
       tun: `vpnc${this.#nodes.length}`,
       key: { kind: "inline", key, source: "test" },
       routes: [],
