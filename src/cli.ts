@@ -70,6 +70,7 @@ const COMMANDS: Record<string, Command> = {
       "vpn client --peer HOST:PORT [--peer HOST:PORT]... [--config FILE] [--tun NAME] [--address CIDR]\n" +
       "                  [--key-file FILE | --key BASE64] [--route CIDR]... [--default-route]\n" +
       "                  [--kill-switch] [--no-dns] [--accept-prefix4 MIN-MAX] [--accept-prefix6 MIN-MAX]\n" +
+      "                  [--accept-network CIDR]...\n" +
       "                  [--keepalive SECONDS] [--log-level LEVEL] [--log-format text|json]\n" +
       "                  [--metrics HOST:PORT] [--crypto KIND] [--udp KIND] [--offload MODE]\n" +
       "       vpn client --unblock [--tun NAME]",
@@ -89,6 +90,7 @@ const COMMANDS: Record<string, Command> = {
       keepalive: { type: "string" },
       "accept-prefix4": { type: "string" },
       "accept-prefix6": { type: "string" },
+      "accept-network": { type: "string", multiple: true },
     },
     help: `Connect to a VPN server and bring up the tunnel.
 
@@ -111,6 +113,8 @@ const COMMANDS: Record<string, Command> = {
   --accept-prefix4 MIN-MAX  IPv4 prefix lengths accepted from the server (default 8-30);
                      a response outside them is refused and the handshake retried
   --accept-prefix6 MIN-MAX  the same for IPv6 (default 64-126)
+  --accept-network CIDR  accept an assigned network inside CIDR even when it is public or overlaps a
+                     local address or route (repeatable; default: only private, non-overlapping ones)
   --log-level LEVEL  trace, debug, info, warn or error (default info); trace logs every packet
   --log-format FMT   text (default) or json (one object per line)
   --metrics HOST:PORT serve Prometheus metrics on http://HOST:PORT/metrics (PORT alone: 127.0.0.1)

@@ -2,6 +2,7 @@ import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
 import { ConfigError, loadClientOptions, loadServerOptions } from "../src/config/config.ts";
 import { formatCidr } from "../src/net/cidr.ts";
 import { keyToBase64 } from "../src/config/key_file.ts";
+import { clientSettingsNeedingRestart } from "../src/config/settings_diff.ts";
 
 const KEY_A = "kOLM0yzVssSAT2Q+KcHxm4s7T7nURwNPejZs45o0j0I=";
 const KEY_B = "+Bz8pHlEJSjYpiTBYkjuGC7fuEB1harWcH7z9DUMl3I=";
@@ -259,6 +260,25 @@ Deno.test("shared_key, client_to_client, public_endpoint, hooks and client forwa
       assertMatch(configError(() => loadServerOptions({ config: path }, {})), /allowed: a list of commands/);
     });
   }
+});
+
+Deno.test("client accept_network: default empty, TOML list, repeatable flag over config, bad values named", () => {
+  assertEquals(loadClientOptions({ peer: "192.0.2.1:51820" }, {}).acceptNetwork, []);
+  withConfig(
+    `[client]\npeer = "192.0.2.1:1"\naccept_network = ["192.168.77.200/25", "fd00:77::/64"]\n`,
+    (path) => {
+      const c = loadClientOptions({ config: path }, {});
+      assertEquals(c.acceptNetwork.map(formatCidr), ["192.168.77.128/25", "fd00:77::/64"]);
+      const f = loadClientOptions({ config: path, "accept-network": ["8.0.0.0/8", "100.64.0.0/10"] }, {});
+      assertEquals(f.acceptNetwork.map(formatCidr), ["8.0.0.0/8", "100.64.0.0/10"]);
+      const next = loadClientOptions({ config: path, "accept-network": ["8.0.0.0/8"] }, {});
+      assertEquals(clientSettingsNeedingRestart(c, next).map((x) => x.setting), ["accept_network"]);
+    },
+  );
+  assertMatch(
+    configError(() => loadClientOptions({ peer: "192.0.2.1:1", "accept-network": ["8.0.0.0/33"] }, {})),
+    /^--accept-network: /,
+  );
 });
 
 Deno.test("client prefix bounds: defaults, flag over config, bad values named", () => {

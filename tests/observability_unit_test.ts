@@ -255,7 +255,17 @@ Deno.test("settings: --log-format and --metrics (loopback unless a host is given
 });
 
 function report(): StatusReport {
-  const drops = { auth: 1, replay: 2, no_route: 3, oversize: 4, malformed: 5, relay: 6, busy: 7 };
+  const drops = {
+    auth: 1,
+    replay: 2,
+    no_route: 3,
+    oversize: 4,
+    malformed: 5,
+    relay: 6,
+    busy: 7,
+    wrong_source: 8,
+    source: 9,
+  };
   return {
     version: 1,
     role: "server",

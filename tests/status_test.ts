@@ -9,7 +9,17 @@ import type { PeerStatus, StatusReport } from "../src/ops/status_report.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MOD = `${ROOT}mod.ts`;
-const DROP_KEYS = ["auth", "busy", "malformed", "no_route", "oversize", "relay", "replay"];
+const DROP_KEYS = [
+  "auth",
+  "busy",
+  "malformed",
+  "no_route",
+  "oversize",
+  "relay",
+  "replay",
+  "source",
+  "wrong_source",
+];
 
 interface Cli {
   code: number;
@@ -180,7 +190,7 @@ Deno.test("vpn status shows peers, traffic and drops on server and client; refus
         PEER: p.name,
         ADDRESS: p.address!,
         ENDPOINT: p.endpoint!,
-        "DROPS a/r/n/o/m/c": "0/0/0/0/0/0",
+        "DROPS a/r/n/o/m/c/w/s": "0/0/0/0/0/0/0/0",
       })),
     );
 

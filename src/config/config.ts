@@ -116,6 +116,8 @@ export interface ClientOptions {
   /** Prefix lengths accepted from the server for the IPv4 and IPv6 addresses it assigns. */
   readonly acceptPrefix4: PrefixBounds;
   readonly acceptPrefix6: PrefixBounds;
+  /** Networks accepted as assigned even when public or overlapping the host's networks (`accept_network`). */
+  readonly acceptNetwork: readonly Cidr[];
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
   /** Where Prometheus metrics are served; undefined = off. */
@@ -192,6 +194,7 @@ const CLIENT_KEYS = [
   "keepalive",
   "accept_prefix4",
   "accept_prefix6",
+  "accept_network",
   "log_level",
   "log_format",
   "metrics",
@@ -740,6 +743,10 @@ export function loadClientOptions(flags: Flags, env: Record<string, string | und
   const kaG = first(flag(flags, "keepalive"), sec.get("keepalive"));
   const p4G = first(flag(flags, "accept-prefix4"), sec.get("accept_prefix4"));
   const p6G = first(flag(flags, "accept-prefix6"), sec.get("accept_prefix6"));
+  const acceptFlags = flags["accept-network"] as string[] | undefined;
+  const acceptG = acceptFlags && acceptFlags.length > 0
+    ? { value: acceptFlags, where: "--accept-network" }
+    : sec.get("accept_network");
   return {
     peer: servers[0],
     servers,
@@ -756,6 +763,7 @@ export function loadClientOptions(flags: Flags, env: Record<string, string | und
     keepalive: kaG ? asInt(kaG, 0, 3600) : undefined,
     acceptPrefix4: p4G ? asPrefixBounds(p4G, 32) : DEFAULT_PREFIX4,
     acceptPrefix6: p6G ? asPrefixBounds(p6G, 128) : DEFAULT_PREFIX6,
+    acceptNetwork: acceptG ? asCidrList(acceptG).map(networkOf) : [],
     logLevel: resolveLogLevel(flags, sec),
     logFormat: resolveChoice(flags, sec, "log-format", LOG_FORMATS, "log_format"),
     metrics: resolveMetrics(flags, sec),

@@ -86,6 +86,7 @@ export function clientSettingsNeedingRestart(running: ClientOptions, next: Clien
     keepalive: (o) => o.keepalive === undefined ? "server's" : String(o.keepalive),
     accept_prefix4: (o) => `${o.acceptPrefix4.min}-${o.acceptPrefix4.max}`,
     accept_prefix6: (o) => `${o.acceptPrefix6.min}-${o.acceptPrefix6.max}`,
+    accept_network: (o) => list(o.acceptNetwork.map(formatCidr)),
     metrics: (o) => hostPort(o.metrics),
     crypto: (o) => o.crypto,
     udp: (o) => o.udp,

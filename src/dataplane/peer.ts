@@ -15,6 +15,11 @@ export class Peer {
   readonly endpoint = new Uint8Array(ENDPOINT_BYTES);
   /** False until the first authenticated datagram or a configured endpoint. */
   hasEndpoint = false;
+  /**
+   * The endpoint comes from configuration only (a client's server): datagrams from anywhere else are dropped
+   * as `wrong_source` and never move it. False: the peer roams (the server follows its clients).
+   */
+  fixedEndpoint = false;
   /** Current, previous (grace) and unconfirmed next sessions. */
   readonly sessions = new PeerSessions();
   /** Wall-clock ms of the last completed handshake (0 = never). */

@@ -62,13 +62,15 @@ export interface TunnelHost {
   peerForIndex(index: number): Peer | undefined;
   /** True when `peer` may send a packet with this source address (no spoofing another peer's address). */
   sourceAllowed(peer: Peer, pkt: Uint8Array, len: number): boolean;
+  /** The drop reason a packet refused by `sourceAllowed` is counted under. */
+  readonly sourceDrop: keyof DropCounts;
   /** A packet for `peer` found no session to send on (the client starts a handshake). */
   noSession(peer: Peer): void;
   /** A handshake message arrived; `datagram` and `from` are views into reused buffers: copy what you keep. */
   handshake(datagram: Uint8Array, from: Uint8Array): void;
   /** A packet authenticated on a session of `peer` (confirms a pending session, may retire old ones). */
   authenticated(peer: Peer, session: Session, now: number): void;
-  /** `peer` was first heard from a new endpoint (roaming). */
+  /** `peer` was first heard from a new endpoint (roaming; never a peer with a `fixedEndpoint`). */
   roamed(peer: Peer, from: string): void;
   /** An authenticated control message (`pkt[0] <= CONTROL_MAX_TYPE`, `len` bytes) arrived from `peer`. */
   control(peer: Peer, pkt: Uint8Array, len: number): void;
@@ -451,6 +453,13 @@ export class Tunnel {
         if (traceEnabled) traceDropped("unknown-index", batch.endpoints[i]);
         continue;
       }
+      // A peer whose endpoint is configured (a client's server) is heard from there only: anything else,
+      // even a datagram that would authenticate (relayed by an on-path attacker), costs no AEAD work.
+      if (peer.fixedEndpoint && !endpointEquals(peer.endpoint, batch.endpoints[i])) {
+        peer.drops.wrong_source++;
+        if (traceEnabled) traceDropped("wrong-source", batch.endpoints[i], peer.name);
+        continue;
+      }
       const c = s.checkReceive(buf, now);
       if (c < 0) {
         peer.drops.replay++;
@@ -522,7 +531,7 @@ export class Tunnel {
       }
       dataReceived(peer, now);
       if (!host.sourceAllowed(peer, pkt, len)) {
-        peer.drops.no_route++;
+        peer.drops[host.sourceDrop]++;
         if (traceEnabled) traceDropped("source-not-allowed", batch.endpoints[i], peer.name);
         continue;
       }

@@ -4,9 +4,12 @@
  * and DNS go through `ClientHostChanges`, which the client is given too.)
  */
 import type { Cidr } from "../net/cidr.ts";
+import type { HostNetworks } from "../protocol/assigned_limits.ts";
 
 /** Interface changes; they live and die with the device, so they register no undo. */
 export interface HostNetwork {
   /** Give `ifname` its addresses and MTU and bring it up. */
   configureInterface(ifname: string, address: Cidr | null, address6: Cidr | null, mtu: number): void;
+  /** The networks the host uses now (addresses and routes), except default routes and those of `ifname`. */
+  networksInUse(ifname: string): HostNetworks;
 }

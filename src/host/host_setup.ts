@@ -10,6 +10,7 @@ import {
 import { type Cidr, formatCidr } from "../net/cidr.ts";
 import type { Cleanup } from "./cleanup.ts";
 import type { HostNetwork } from "./host_network.ts";
+import { readHostNetworks } from "./host_networks.ts";
 import { formatIp } from "../net/ip_address.ts";
 import { log } from "../ops/log.ts";
 
@@ -58,4 +59,4 @@ function setIpv6Enabled(ifname: string, on: boolean): void {
 }
 
 /** The real host: the kernel's interfaces. */
-export const systemNetwork: HostNetwork = { configureInterface };
+export const systemNetwork: HostNetwork = { configureInterface, networksInUse: readHostNetworks };

@@ -63,7 +63,8 @@ export function formatStatus(r: StatusReport): string {
     (r.listen ? ` listening ${r.listen}` : ""),
     `up ${ago(r.uptime_s).replace(" ago", "")}, crypto ${r.crypto}, udp ${r.udp}`,
     `drops (not charged to a peer): auth ${d.auth}, replay ${d.replay}, no-route ${d.no_route}, ` +
-    `oversize ${d.oversize}, malformed ${d.malformed}, relay ${d.relay}, busy ${d.busy}`,
+    `oversize ${d.oversize}, malformed ${d.malformed}, relay ${d.relay}, busy ${d.busy}, ` +
+    `wrong-source ${d.wrong_source ?? 0}, source ${d.source ?? 0}`,
   ];
   // Older instances (before the field existed) answer without it.
   const e = r.errors;
@@ -83,7 +84,7 @@ export function formatStatus(r: StatusReport): string {
     "TX",
     "RX PKTS",
     "TX PKTS",
-    "DROPS a/r/n/o/m/c",
+    "DROPS a/r/n/o/m/c/w/s",
   ]];
   for (const p of r.peers) {
     const pd = p.drops;
@@ -96,7 +97,9 @@ export function formatStatus(r: StatusReport): string {
       bytes(p.tx_bytes),
       String(p.rx_packets),
       String(p.tx_packets),
-      `${pd.auth}/${pd.replay}/${pd.no_route}/${pd.oversize}/${pd.malformed}/${pd.relay}`,
+      `${pd.auth}/${pd.replay}/${pd.no_route}/${pd.oversize}/${pd.malformed}/${pd.relay}/${
+        pd.wrong_source ?? 0
+      }/${pd.source ?? 0}`,
     ]);
   }
   return [...head, "", table(rows)].join("\n");

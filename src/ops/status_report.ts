@@ -16,6 +16,10 @@ export interface DropCounts {
   relay: number;
   /** Handshake work refused under load or over a rate limit (per source, per key), or answered with a cookie. */
   busy: number;
+  /** Authenticated or not, from an address other than the server's configured one (a client's only peer). */
+  wrong_source: number;
+  /** An inner packet whose source is outside the overlay network and the routes the client was given. */
+  source: number;
 }
 
 /** One peer's line in the status. */
@@ -64,7 +68,17 @@ export interface StatusReport {
 
 /** All-zero drop counters. */
 export function zeroDrops(): DropCounts {
-  return { auth: 0, replay: 0, no_route: 0, oversize: 0, malformed: 0, relay: 0, busy: 0 };
+  return {
+    auth: 0,
+    replay: 0,
+    no_route: 0,
+    oversize: 0,
+    malformed: 0,
+    relay: 0,
+    busy: 0,
+    wrong_source: 0,
+    source: 0,
+  };
 }
 
 /** The status counter a protocol drop reason is counted under. */

@@ -1,6 +1,8 @@
 /**
  * `vpn client`: handshakes with the server, configures the TUN device with the address it is given,
- * keeps the session fresh (rekey, keepalives, retries with backoff) and follows the server if it moves.
+ * keeps the session fresh (rekey, keepalives, retries with backoff). The server's address comes from the
+ * configuration only (as written or as its name resolves): a datagram from anywhere else, even one that
+ * authenticates, is dropped as `wrong_source` and never moves the endpoint, a route or a kill-switch exception.
  */
 import { type Cidr, formatCidr, parseCidr } from "../net/cidr.ts";
 import type { ClientOptions } from "../config/config.ts";
@@ -13,7 +15,15 @@ import {
   MSG_RESPONSE,
   REKEY_TIMEOUT_MS,
 } from "../protocol/constants.ts";
-import { type Endpoint, endpointIsV4, endpointToString } from "../net/endpoint.ts";
+import {
+  type Endpoint,
+  ENDPOINT_BYTES,
+  endpointEquals,
+  endpointIsV4,
+  endpointToString,
+} from "../net/endpoint.ts";
+import { ipv4Source, IPV6_SOURCE, ipVersion } from "../net/ip_packet.ts";
+import { RouteTable } from "../dataplane/route_table.ts";
 import {
   createInitiation,
   InitiationClock,
@@ -33,7 +43,7 @@ import { Peer, peerStatus } from "../dataplane/peer.ts";
 import { startRuntime } from "./runtime.ts";
 import { type Role, type RolePieces, roleStatus } from "./role.ts";
 import { Session } from "../protocol/session.ts";
-import { dropCategory, type StatusReport } from "../ops/status_report.ts";
+import { dropCategory, type DropCounts, type StatusReport } from "../ops/status_report.ts";
 import { Tunnel, type TunnelHost } from "../dataplane/tunnel.ts";
 import { failoverDue, initiatorAction, nextRetryMs } from "../protocol/timers.ts";
 import { type AssignedParams, decodeConfigMessage } from "../protocol/wire.ts";
@@ -58,6 +68,13 @@ export class Client implements TunnelHost, Role {
   readonly #clock = new InitiationClock();
   readonly #byIndex = new Map<number, Peer>();
   #pending: PendingInitiation | null = null;
+  /** Where the pending initiation went: its response (or cookie reply) must come from there. */
+  readonly #pendingTo = new Uint8Array(ENDPOINT_BYTES);
+  /**
+   * Sources an inner packet from the server may have without `--default-route`: the assigned networks and
+   * the configured `routes` (the server is not trusted to inject packets from elsewhere).
+   */
+  #sources = new RouteTable<true>();
   /** The pending initiation whose response was refused: its copies are dropped without a log line each. */
   #refused: PendingInitiation | null = null;
   /** An initiation is being built (async); no second one may start meanwhile, or the two race. */
@@ -96,10 +113,16 @@ export class Client implements TunnelHost, Role {
     this.#servers = servers;
     this.#hostChanges = changes;
     this.#configured = !changes.wantsConfig;
-    this.#limits = { prefix4: o.acceptPrefix4, prefix6: o.acceptPrefix6, maxMtu: MAX_MTU };
+    this.#limits = {
+      prefix4: o.acceptPrefix4,
+      prefix6: o.acceptPrefix6,
+      maxMtu: MAX_MTU,
+      acceptNetwork: o.acceptNetwork,
+    };
     this.#server = new Peer("server");
     this.#server.endpoint.set(servers.endpoint);
     this.#server.hasEndpoint = true;
+    this.#server.fixedEndpoint = true;
     this.#keepaliveMs = (o.keepalive ?? 0) * 1000;
   }
 
@@ -113,8 +136,14 @@ export class Client implements TunnelHost, Role {
     return this.#byIndex.get(index);
   }
 
-  sourceAllowed(): boolean {
-    return true; // the server relays traffic from anywhere (NAT, other clients)
+  readonly sourceDrop: keyof DropCounts = "source";
+
+  sourceAllowed(_peer: Peer, pkt: Uint8Array, len: number): boolean {
+    if (this.#o.defaultRoute) return true; // everything is routed through the server: any source
+    const v = ipVersion(pkt, 0, len);
+    if (v === 4) return this.#sources.size4 > 0 && this.#sources.lookup4(ipv4Source(pkt, 0)) === true;
+    if (v === 6) return this.#sources.size6 > 0 && this.#sources.lookup6(pkt, IPV6_SOURCE) === true;
+    return false;
   }
 
   noSession(): void {
@@ -123,6 +152,12 @@ export class Client implements TunnelHost, Role {
 
   handshake(datagram: Uint8Array, from: Uint8Array): void {
     const pending = this.#pending;
+    if (pending !== null && !endpointEquals(from, this.#pendingTo)) {
+      // Only the address the initiation went to may answer it (an on-path relay must not complete it).
+      this.#tunnel.countDrop("wrong_source");
+      this.#pieces.handshakes.refuse("wrong_source");
+      return;
+    }
     if (datagram[0] === MSG_COOKIE_REPLY && pending !== null && pending !== this.#refused) {
       this.#cookieReply(pending, datagram);
       return;
@@ -141,12 +176,8 @@ export class Client implements TunnelHost, Role {
 
   authenticated(): void {}
 
-  roamed(peer: Peer, from: string): void {
-    log.info("server moved", { endpoint: from });
-    this.#hostChanges.serverChanged(peer.endpoint.slice()).catch((e) =>
-      log.error("cannot follow the server's move", { error: (e as Error).message })
-    );
-  }
+  /** Never called: the server's endpoint is fixed (`Peer.fixedEndpoint`), the client does not follow moves. */
+  roamed(): void {}
 
   control(_peer: Peer, pkt: Uint8Array, len: number): void {
     if (pkt[0] !== CTRL_CONFIG || this.#configured) return;
@@ -176,7 +207,7 @@ export class Client implements TunnelHost, Role {
     if (this.#resentWithCookie) return;
     this.#resentWithCookie = true;
     if (debugEnabled) log.debug("cookie reply; resending the initiation", {});
-    const sent = this.#pieces.udp.sendOne(pending.message, pending.message.length, this.#server.endpoint);
+    const sent = this.#pieces.udp.sendOne(pending.message, pending.message.length, this.#pendingTo);
     if (sent instanceof Promise) sent.catch((e) => log.error("cannot send handshake", { error: e.message }));
   }
 
@@ -205,7 +236,8 @@ export class Client implements TunnelHost, Role {
         this.#pending = p;
         this.#resentWithCookie = false;
         this.#byIndex.set(index, this.#server);
-        await this.#pieces.udp.sendOne(p.message, p.message.length, this.#server.endpoint);
+        this.#pendingTo.set(this.#server.endpoint);
+        await this.#pieces.udp.sendOne(p.message, p.message.length, this.#pendingTo);
       })
       .catch((e) => log.error("cannot send handshake", { error: (e as Error).message }))
       .finally(() => {
@@ -230,7 +262,9 @@ export class Client implements TunnelHost, Role {
     }
     if (this.#pending !== pending) return; // a newer initiation replaced it while we worked
     const hs = r.value;
-    const refused = refuseAssigned(hs.params, this.#limits);
+    // The host's networks as they are now (a LAN joined since the start counts too).
+    const host = this.#pieces.network.networksInUse(this.#pieces.tun.name);
+    const refused = refuseAssigned(hs.params, this.#limits, host);
     if (refused !== null) {
       this.#refused = pending;
       // Authenticated but unusable: keep the initiation pending, so tick() retries with backoff.
@@ -279,6 +313,11 @@ export class Client implements TunnelHost, Role {
     this.#assigned = p;
     const cidr = (a: { address: string; prefix: number } | null): Cidr | null =>
       a ? parseCidr(`${a.address}/${a.prefix}`) : null;
+    const sources = new RouteTable<true>();
+    for (const net of [cidr(p.ipv4), cidr(p.ipv6), ...this.#o.routes]) {
+      if (net !== null) sources.insert(net, true);
+    }
+    this.#sources = sources;
     this.#configureInterface(cidr(p.ipv4), cidr(p.ipv6), p.mtu);
     if (this.#o.keepalive === undefined) this.#keepaliveMs = p.keepaliveSeconds * 1000;
     this.#hostChanges.tunnelUp(this.#server.endpoint, p.ipv6 !== null);

@@ -42,7 +42,7 @@ import { AddressTable } from "../dataplane/address_table.ts";
 import { AddressPool } from "../dataplane/address_pool.ts";
 import { LogBudget } from "../ops/log_budget.ts";
 import { Session } from "../protocol/session.ts";
-import { dropCategory, type PeerStatus, type StatusReport } from "../ops/status_report.ts";
+import { dropCategory, type DropCounts, type PeerStatus, type StatusReport } from "../ops/status_report.ts";
 import { startRuntime } from "./runtime.ts";
 import { type Role, type RolePieces, roleStatus } from "./role.ts";
 import { Tunnel, type TunnelHost } from "../dataplane/tunnel.ts";
@@ -248,6 +248,8 @@ export class Server implements TunnelHost, Role {
   peerForIndex(index: number): Peer | undefined {
     return this.#indexes.get(index);
   }
+
+  readonly sourceDrop: keyof DropCounts = "no_route";
 
   sourceAllowed(peer: Peer, pkt: Uint8Array, len: number): boolean {
     const v = ipVersion(pkt, 0, len);

@@ -98,9 +98,15 @@ export class Inproc {
 
   /**
    * Starts a client at `host:port` with `key` (default: the server's) and sends its first initiation. It asks
-   * for no routes, kill switch or DNS, so its `ClientHostChanges` changes nothing on the host.
+   * for no routes, kill switch or DNS, so its `ClientHostChanges` changes nothing on the host. `settings`
+   * override the client's own options (e.g. `routes`, `defaultRoute`) but not its host changes.
    */
-  async client(host: string, port = 40000, key: Uint8Array = this.key): Promise<Node<Client>> {
+  async client(
+    host: string,
+    port = 40000,
+    key: Uint8Array = this.key,
+    settings: Partial<ClientOptions> = {},
+  ): Promise<Node<Client>> {
     const peer = { hostname: SERVER_HOST, port: SERVER_PORT };
     const o: ClientOptions = {
       peer,
@@ -109,6 +115,7 @@ export class Inproc {
       killSwitch: false,
       acceptPrefix4: DEFAULT_PREFIX4,
       acceptPrefix6: DEFAULT_PREFIX6,
+      acceptNetwork: [],
       tun: `vpnc${this.#nodes.length}`,
       key: { kind: "inline", key, source: "test" },
       routes: [],
@@ -128,7 +135,8 @@ export class Inproc {
       o.tun,
       host,
       port,
-      (p) => new Client(o, p, hk, servers, new ClientHostChanges(o, p.cleanup, p.tun.name)),
+      (p) =>
+        new Client({ ...o, ...settings }, p, hk, servers, new ClientHostChanges(o, p.cleanup, p.tun.name)),
     );
     node.role.configure();
     node.role.started();
@@ -136,8 +144,12 @@ export class Inproc {
   }
 
   /** Starts a client and waits until its handshake completed (it has an address and the server saw a packet). */
-  async connectedClient(host: string, port = 40000): Promise<Node<Client>> {
-    const c = await this.client(host, port);
+  async connectedClient(
+    host: string,
+    port = 40000,
+    settings: Partial<ClientOptions> = {},
+  ): Promise<Node<Client>> {
+    const c = await this.client(host, port, this.key, settings);
     await waitFor(() => c.role.status().address !== null, `${host} has an address`);
     await waitFor(
       () => this.server.role.status().peers.some((p) => p.endpoint === `${host}:${port}` && p.rx_packets > 0),
