@@ -65,7 +65,7 @@ export function parseOwner(listing: string): KillSwitchOwner | null {
 export function killSwitchScript(tun: string, o: KillSwitchOptions): string {
   const t = killSwitchTable(tun);
   const mark = `0x${o.mark.toString(16)}`;
-  const marking = o.markPort === null ? "" : `  chain mark {\n` +
+  const marking = o.markPort === null ? "" : `  chain tunnel_mark {\n` +
     `    type route hook output priority mangle; policy accept;\n` +
     `    udp sport ${o.markPort} meta mark set ${mark}\n` +
     `  }\n`;
