@@ -377,7 +377,8 @@ Deno.test("e2e: failover: with the first server stopped, the client is on the se
     const a = await lab.server("srva", { address: "10.0.0.1/24" });
     const b = await lab.server("srvb", { address: "10.1.0.1/24" });
     const client = await lab.client("c1", a, {
-      args: ["--peer", `${b.host.address}:${VPN_PORT}`, "--keepalive", "1"],
+      // Under a kill switch too: it names no server, so moving to another needs no change of it.
+      args: ["--peer", `${b.host.address}:${VPN_PORT}`, "--keepalive", "1", "--kill-switch"],
     });
     assertMatch(client.overlay, /^10\.0\.0\./);
     await c1.waitForPing(a.overlay, 10_000);
@@ -405,7 +406,7 @@ Deno.test("e2e: a server given by name is looked up again when it stops answerin
     const client = await lab.client("c1", server, {
       peer: `vpn.test:${VPN_PORT}`,
       wrap: ownEtcFile(hosts, "/etc/hosts"),
-      args: ["--keepalive", "1"],
+      args: ["--keepalive", "1", "--kill-switch"], // the new address needs no kill-switch change
     });
     await c1.waitForPing(server.overlay, 10_000);
     // The server moves to another host, and the name follows it.
