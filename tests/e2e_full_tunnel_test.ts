@@ -7,6 +7,7 @@
 import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
 import type { Host, HostProcess } from "./netns/hosts.ts";
 import { ownEtcFile, VPN_PORT, vpnCmd, withVpnLab } from "./netns/vpn.ts";
+import { killSwitchTable } from "../src/host/kill_switch.ts";
 
 const WEB4 = "198.18.0.1";
 const WEB6 = "fd0d:99::1";
@@ -135,7 +136,26 @@ async function tryEverything(c1: Host, address: string): Promise<boolean> {
   return ping || tcp.code === 0;
 }
 
-Deno.test("e2e: --kill-switch lets only datagrams to the server leave, survives a crash, --unblock removes it", async () => {
+/** Captures of a plaintext datagram carrying "LEAK" to the server's VPN port, leaving the client's underlay. */
+function sniffLeak(h: Host, server: string): Promise<HostProcess> {
+  return sniff(
+    h,
+    `-Q out -i ${h.iface}`,
+    `udp and dst host ${server} and dst port ${VPN_PORT} and udp[8:4] = 0x4c45414b`,
+  );
+}
+
+/** Send "LEAK" from an ordinary (unmarked) socket to the server's VPN port. */
+async function sendLeak(h: Host, server: string): Promise<void> {
+  const send = `printf 'LEAK plaintext' > /dev/udp/${server}/${VPN_PORT}`;
+  for (let i = 0; i < 3; i++) {
+    // Under the kill switch the write fails (EPERM): the drop is what this sends for.
+    await h.run(["bash", "-c", send], { timeoutMs: 3000 });
+    await new Promise((r) => setTimeout(r, 100)); // a first one may wait for ARP before the capture stops
+  }
+}
+
+Deno.test("e2e: --kill-switch lets only the tunnel's marked datagrams leave, survives a crash, --unblock removes it", async () => {
   await withVpnLab({ hosts: ["srv", "c1", "web"], ipv6: true }, async (lab, net) => {
     const [srv, c1, web] = ["srv", "c1", "web"].map((n) => net.host(n));
     await prepare(srv, c1, web);
@@ -144,10 +164,25 @@ Deno.test("e2e: --kill-switch lets only datagrams to the server leave, survives 
     const server = await lab.server("srv", { args: ["--nat", srv.iface] });
     const ruleset = () => c1.runOk(["nft", "list", "ruleset"]);
     const beforeRules = await ruleset();
+    // Without the kill switch, the plaintext datagram leaves (the capture sees it): what must stop.
+    let leak = await sniffLeak(c1, srv.address);
+    await sendLeak(c1, srv.address);
+    assert((await packets(leak)).length > 0, "the leak capture saw nothing without a kill switch");
     const args = ["--default-route", "--kill-switch"];
     let client = await lab.client("c1", server, { args });
-    const table = `vpn_killswitch_${client.tun}`;
-    assertMatch(await ruleset(), new RegExp(`table inet ${table}`));
+    const table = killSwitchTable(client.tun);
+    const rules = await ruleset();
+    assertMatch(rules, new RegExp(`table inet ${table}`));
+    assertMatch(rules, /meta mark 0x0000ca6c accept/);
+    assertNotMatch(
+      rules,
+      new RegExp(`${srv.address.replaceAll(".", "\\.")}`),
+      "the kill switch names the server",
+    );
+    // A plaintext datagram to the server's own address and port, from a socket without the mark: dropped.
+    leak = await sniffLeak(c1, srv.address);
+    await sendLeak(c1, srv.address);
+    assertEquals(await packets(leak), [], "a plaintext datagram to the server's address:port got out");
     const serverOnly = new RegExp(
       `^\\S+ IP ${c1.address.replaceAll(".", "\\.")}\\.\\d+ > ${
         srv.address.replaceAll(".", "\\.")
@@ -189,6 +224,48 @@ Deno.test("e2e: --kill-switch lets only datagrams to the server leave, survives 
     assertMatch(unblock.stderr + unblock.stdout, /unblocked.*kill switch/);
     assertEquals(await ruleset(), beforeRules);
     assert(await c1.ping(web.address), "the local network is unreachable after --unblock");
+  });
+});
+
+Deno.test("e2e: kill switches of vpn-0 and vpn_0 are two tables; --unblock refuses a running client's", async () => {
+  await withVpnLab({ hosts: ["srv", "c1"] }, async (lab, net) => {
+    const c1 = net.host("c1");
+    const server = await lab.server("srv");
+    const base = lab.tunName("ks");
+    const [dash, under] = [`${base}-0`, `${base}_0`];
+    const ruleset = () => c1.runOk(["nft", "list", "ruleset"]);
+    const a = await lab.client("c1", server, { args: ["--kill-switch"], tun: dash });
+    const b = await lab.client("c1", server, { args: ["--kill-switch"], tun: under });
+    const [ta, tb] = [killSwitchTable(dash), killSwitchTable(under)];
+    assert(ta !== tb);
+    let rules = await ruleset();
+    assertMatch(rules, new RegExp(`table inet ${ta} \\{`));
+    assertMatch(rules, new RegExp(`table inet ${tb} \\{`));
+    assertMatch(rules, new RegExp(`table inet ${tb} \\{\\s+comment "vpn client pid \\d+ start \\d+"`));
+
+    // --unblock of a running client is refused, even from another run dir (no control socket or pid file).
+    for (const runDir of [lab.runDir, `${lab.dir}/elsewhere`]) {
+      const r = await c1.run(vpnCmd("client", "--unblock", "--tun", under), { env: { VPN_RUN_DIR: runDir } });
+      assertEquals(r.code, 1, r.stderr + r.stdout);
+      assertMatch(r.stderr + r.stdout, /is running; stop it instead/);
+      assertMatch(await ruleset(), new RegExp(`table inet ${tb} \\{`));
+    }
+
+    // A clean stop of vpn-0 deletes its table only: vpn_0 stays guarded and keeps its tunnel.
+    assertEquals((await a.stop()).code, 0);
+    rules = await ruleset();
+    assertNotMatch(rules, new RegExp(`table inet ${ta} \\{`));
+    assertMatch(rules, new RegExp(`table inet ${tb} \\{`));
+    await c1.waitForPing(server.overlay, 10_000);
+
+    // Killed, vpn_0's table stays until --unblock, which now goes ahead.
+    await b.proc.stop("SIGKILL", 0);
+    assertMatch(await ruleset(), new RegExp(`table inet ${tb} \\{`));
+    const r = await c1.run(vpnCmd("client", "--unblock", "--tun", under), {
+      env: { VPN_RUN_DIR: `${lab.dir}/elsewhere` },
+    });
+    assertEquals(r.code, 0, r.stderr);
+    assertNotMatch(await ruleset(), /vpn_killswitch_/);
   });
 });
 
@@ -300,7 +377,8 @@ Deno.test("e2e: failover: with the first server stopped, the client is on the se
     const a = await lab.server("srva", { address: "10.0.0.1/24" });
     const b = await lab.server("srvb", { address: "10.1.0.1/24" });
     const client = await lab.client("c1", a, {
-      args: ["--peer", `${b.host.address}:${VPN_PORT}`, "--keepalive", "1"],
+      // Under a kill switch too: it names no server, so moving to another needs no change of it.
+      args: ["--peer", `${b.host.address}:${VPN_PORT}`, "--keepalive", "1", "--kill-switch"],
     });
     assertMatch(client.overlay, /^10\.0\.0\./);
     await c1.waitForPing(a.overlay, 10_000);
@@ -328,7 +406,7 @@ Deno.test("e2e: a server given by name is looked up again when it stops answerin
     const client = await lab.client("c1", server, {
       peer: `vpn.test:${VPN_PORT}`,
       wrap: ownEtcFile(hosts, "/etc/hosts"),
-      args: ["--keepalive", "1"],
+      args: ["--keepalive", "1", "--kill-switch"], // the new address needs no kill-switch change
     });
     await c1.waitForPing(server.overlay, 10_000);
     // The server moves to another host, and the name follows it.

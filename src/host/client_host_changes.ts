@@ -9,7 +9,7 @@ import { DnsSettings, restoreStaleResolvConf } from "./dns.ts";
 import { type Endpoint, endpointIsV4 } from "../net/endpoint.ts";
 import { FullTunnelRoutes } from "./full_tunnel_routes.ts";
 import { addTunnelRoute } from "./host_setup.ts";
-import { KillSwitch } from "./kill_switch.ts";
+import { DEFAULT_FWMARK, KillSwitch, thisOwner } from "./kill_switch.ts";
 import type { PushedConfig } from "../protocol/wire.ts";
 
 /** What the client asked for. */
@@ -18,6 +18,8 @@ export interface ClientHostOptions {
   readonly defaultRoute: boolean;
   readonly killSwitch: boolean;
   readonly dns: boolean;
+  /** Firewall mark of the tunnel's UDP socket (default 51820). */
+  readonly fwmark?: number;
 }
 
 function serverAddress(ep: Endpoint): Uint8Array {
@@ -29,7 +31,6 @@ export class ClientHostChanges {
   readonly #o: ClientHostOptions;
   readonly #cleanup: Cleanup;
   readonly #tun: string;
-  #killSwitch: KillSwitch | null = null;
   #full: FullTunnelRoutes | null = null;
   #dns: DnsSettings | null = null;
   #routed = false;
@@ -40,9 +41,18 @@ export class ClientHostChanges {
     this.#tun = tun;
   }
 
-  /** Before the first handshake: the kill switch, and putting back a resolv.conf a killed client left. */
-  async start(servers: readonly Endpoint[]): Promise<void> {
-    if (this.#o.killSwitch) this.#killSwitch = await KillSwitch.install(this.#cleanup, this.#tun, servers);
+  /**
+   * Before the first handshake: the kill switch, and putting back a resolv.conf a killed client left.
+   * `markPort` is the tunnel socket's local port when the socket itself carries no mark (null when it does).
+   */
+  async start(markPort: number | null): Promise<void> {
+    if (this.#o.killSwitch) {
+      await KillSwitch.install(this.#cleanup, this.#tun, {
+        mark: this.#o.fwmark ?? DEFAULT_FWMARK,
+        markPort,
+        owner: thisOwner(),
+      });
+    }
     if (this.#o.dns) {
       this.#dns = new DnsSettings(this.#cleanup, this.#tun, this.#o.defaultRoute);
       this.#dns.recover();
@@ -64,9 +74,10 @@ export class ClientHostChanges {
   }
 
   /** The client now talks to `server` (failover, a re-resolved name, or the server roamed). */
-  async serverChanged(server: Endpoint): Promise<void> {
-    await this.#killSwitch?.allow(server);
+  serverChanged(server: Endpoint): Promise<void> {
+    // The kill switch names no address, so only the routes follow.
     this.#full?.setServer(serverAddress(server));
+    return Promise.resolve();
   }
 
   /** Once a tick: follow a changed underlay default route. */

@@ -512,7 +512,8 @@ export async function runClient(o: ClientOptions, reload?: () => ClientOptions):
         const old = setIpv4Forwarding(true);
         pieces.cleanup.add("restore IPv4 forwarding", () => void setIpv4Forwarding(old));
       }
-      await changes!.start(servers.endpoints);
+      // The tunnel socket carries no mark of its own yet: the kill switch marks its local port.
+      await changes!.start(pieces.udp.localPort);
     },
     reload: () => {
       if (!reload) {
