@@ -117,6 +117,17 @@ Deno.test("e2e dns: a resolv.conf of ours without its backup is never taken for 
     const after = await Deno.readTextFile(file);
     assertNotMatch(after, /^nameserver/m, "a resolver of a vpn client was kept as the original");
     assertMatch(after, /the original \/etc\/resolv\.conf was lost/);
+
+    // The same with a backup an older version left in the run folder (no reboot since): that one comes back.
+    await Deno.writeTextFile(file, old);
+    const legacy = `${lab.runDir}/resolv.conf.backup`;
+    await Deno.writeTextFile(legacy, JSON.stringify({ pid: 4_000_000, tun: "vc9", original: ORIGINAL }));
+    client = await lab.client("c1", server, { wrap, tun: client.tun });
+    await client.proc.waitForOutput(/restored resolv\.conf from a backup in the run folder/, 10_000);
+    await client.proc.waitForOutput(/DNS applied/, 10_000);
+    assertEquals((await client.stop()).code, 0);
+    assertEquals(await Deno.readTextFile(file), ORIGINAL);
+    assert(await gone(legacy), "the old backup stayed");
   });
 });
 

@@ -14,6 +14,7 @@ import { findTool, runTool } from "./routing.ts";
 import type { Cleanup } from "./cleanup.ts";
 import type { PushedConfig } from "../protocol/wire.ts";
 import { log } from "../ops/log.ts";
+import { controlDir } from "../ops/control_path.ts";
 
 /** The file the C library's resolver reads. */
 export const RESOLV_CONF = "/etc/resolv.conf";
@@ -177,6 +178,19 @@ function readBackup(): Backup | null {
   }
 }
 
+/** The original in a backup an older version kept in the run folder (gone after a reboot), or null. */
+function legacyOriginal(): string | null {
+  const path = `${controlDir()}/resolv.conf.backup`;
+  try {
+    if (!Deno.lstatSync(path).isFile) return null;
+    const b = JSON.parse(Deno.readTextFileSync(path));
+    if (typeof b?.original !== "string" || parseOurs(b.original) !== null) return null;
+    return b.original;
+  } catch {
+    return null;
+  }
+}
+
 /** Writes the backup atomically: a new private file (never through a symlink), synced, renamed over. */
 function writeBackup(b: Backup): void {
   checkStateDir(true);
@@ -215,15 +229,16 @@ function writeBackup(b: Backup): void {
   } catch { /* best effort */ }
 }
 
-function removeBackup(): void {
-  try {
-    Deno.removeSync(resolvBackupPath());
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) {
-      log.warn("cannot remove the resolv.conf backup", {
-        file: resolvBackupPath(),
-        error: (e as Error).message,
-      });
+/** Removes the backup (and, unless told not to, one an older version left in the run folder). */
+function removeBackup(legacyToo = true): void {
+  const paths = [resolvBackupPath(), ...(legacyToo ? [`${controlDir()}/resolv.conf.backup`] : [])];
+  for (const path of paths) {
+    try {
+      Deno.removeSync(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        log.warn("cannot remove the resolv.conf backup", { file: path, error: (e as Error).message });
+      }
     }
   }
 }
@@ -281,17 +296,24 @@ function restoreStale(b: Backup | null = readBackup()): "restored" | "nothing" |
     }
     const ours = parseOurs(readOrNull(RESOLV_CONF));
     if (ours === null) return "nothing";
-    if (ours.original === null) {
+    const legacy = ours.original === null ? legacyOriginal() : null;
+    const original = ours.original ?? legacy;
+    if (original === null) {
       log.warn(
         "resolv.conf was written by a vpn client that is gone and its original is lost; replacing it",
         {
           file: RESOLV_CONF,
         },
       );
-    } else {
-      log.info("restored resolv.conf from the copy inside it (its backup was lost)", { file: RESOLV_CONF });
     }
-    return putBack(ours.original ?? LOST) ? "restored" : "nothing";
+    if (!putBack(original ?? LOST)) return "nothing";
+    if (original !== null) {
+      const from = legacy === null
+        ? "the copy inside it (its backup was lost)"
+        : "a backup in the run folder";
+      log.info(`restored resolv.conf from ${from}`, { file: RESOLV_CONF });
+    }
+    return "restored";
   } catch (e) {
     log.error(
       e instanceof DnsError
@@ -411,7 +433,7 @@ export class DnsSettings {
       // A backup recover() could not write back holds the original; a file of ours never is one.
       const stale = readBackup();
       const ours = parseOurs(current);
-      const original = stale?.original ?? (ours ? ours.original ?? LOST : current ?? "");
+      const original = stale?.original ?? (ours ? ours.original ?? legacyOriginal() ?? LOST : current ?? "");
       writeBackup({ ...me(), tun: this.#tun, original });
       this.#write(c, original, stale === null);
       this.#original = original;
@@ -433,7 +455,7 @@ export class DnsSettings {
     try {
       Deno.writeTextFileSync(RESOLV_CONF, resolvConfText(c, this.#tun, original));
     } catch (e) {
-      if (dropBackupOnFailure) removeBackup();
+      if (dropBackupOnFailure) removeBackup(false);
       throw new DnsError(`cannot write ${RESOLV_CONF}: ${(e as Error).message}; ${FIX_FILE}`);
     }
   }

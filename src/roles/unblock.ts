@@ -1,6 +1,7 @@
 /**
  * `vpn client --unblock`: undo what a client killed without a clean stop left on purpose (so nothing
- * leaked meanwhile): its kill switch table, the unreachable IPv6 routes, and its resolv.conf backup.
+ * leaked meanwhile): its kill switch table, the unreachable IPv6 routes, and its resolv.conf (written back
+ * from the backup in the state folder, or from the copy inside a file of ours; see src/host/dns.ts).
  */
 import { removeKillSwitch } from "../host/kill_switch.ts";
 import { removeStaleRejectRoutes } from "../host/full_tunnel_routes.ts";
