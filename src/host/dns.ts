@@ -106,7 +106,8 @@ function parseOurs(text: string | null): { owner: Owner | null; original: string
   if (text === null || !text.startsWith(HEADER)) return null;
   const lines = text.split("\n");
   const o = /^# owner pid (\d+) boot (\S+) start (\S+)$/.exec(lines[1] ?? "");
-  const owner = o ? { pid: Number(o[1]), boot: o[2], start: o[3] } : null;
+  const known = (v: string) => v === "-" ? undefined : v;
+  const owner = o ? { pid: Number(o[1]), boot: known(o[2]), start: known(o[3]) } : null;
   const at = lines.indexOf(COPY_MARK);
   if (at < 0) return { owner, original: null };
   const pieces = lines.slice(at + 1);
@@ -408,11 +409,8 @@ export class DnsSettings {
       await runTool(resolvectl, ["dns", this.#tun, ...c.dns]);
       await runTool(resolvectl, ["domain", this.#tun, ...domains]);
     } catch (e) {
-      throw new DnsError(
-        `resolvectl: ${
-          (e as Error).message
-        }; let vpn reach systemd-resolved (D-Bus) or set dns = false (--no-dns)`,
-      );
+      const fix = "let vpn reach systemd-resolved (D-Bus) or set dns = false (--no-dns)";
+      throw new DnsError(`resolvectl: ${(e as Error).message}; ${fix}`);
     }
     log.info("DNS applied", {
       via: "resolvectl",
