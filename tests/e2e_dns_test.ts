@@ -224,3 +224,24 @@ Deno.test("e2e dns: a read-only resolv.conf is one clear error, the client runs 
     assert(await gone(backup));
   });
 });
+
+Deno.test("e2e dns: a state folder that is a symlink is refused in one line; resolv.conf is left alone", async () => {
+  await withVpnLab({ hosts: ["srv", "c1"] }, async (lab, net) => {
+    const file = `${lab.dir}/resolv.conf`;
+    await Deno.writeTextFile(file, ORIGINAL);
+    const elsewhere = `${lab.dir}/elsewhere`;
+    await Deno.mkdir(elsewhere, { mode: 0o700 });
+    await Deno.symlink(elsewhere, lab.stateDir);
+    const server = await lab.server("srv", { config: SERVER_CONFIG });
+    const client = await lab.client("c1", server, { wrap: ownEtcFile(file, "/etc/resolv.conf") });
+    await client.proc.waitForOutput(
+      /cannot apply the pushed DNS settings: state folder .*not a folder/,
+      10_000,
+    );
+    await net.host("c1").waitForPing(server.overlay, 10_000);
+    assertEquals(errorLines(client).length, 1, errorLines(client).join("\n"));
+    assertEquals(await Deno.readTextFile(file), ORIGINAL);
+    assertEquals([...Deno.readDirSync(elsewhere)], [], "something was written through the symlink");
+    assertEquals((await client.stop()).code, 0);
+  });
+});
