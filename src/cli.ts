@@ -211,8 +211,8 @@ function parseFlags(name: string, cmd: Command, args: string[]): Flags {
 
 /**
  * The environment variables `vpn` reads. Each is read one by one, only by the command that needs it, so a
- * scoped `--allow-env=VPN_KEY,...` suffices (VPN_RUN_DIR is read by `src/ops/control_path.ts`, PATH by the
- * NAT setup in `src/host/routing.ts`).
+ * scoped `--allow-env=VPN_KEY,...` suffices (VPN_RUN_DIR is read by `src/ops/control_path.ts`, VPN_STATE_DIR
+ * by `src/host/dns.ts`, PATH by the NAT setup in `src/host/routing.ts`).
  */
 export interface Env {
   /** The key itself, base64 (server, client). */

@@ -282,7 +282,7 @@ Deno.test("e2e: pushed DNS is in the client's resolv.conf while up; the original
     assertMatch(server.output(), /dns=10\.0\.0\.1,fd0d:100::1 dns_search=corp\.example,lab\.example/);
     const start = (args: string[] = [], tun?: string) =>
       lab.client("c1", server, { wrap: ownEtcFile(file, "/etc/resolv.conf"), args, tun });
-    const backup = `${lab.runDir}/resolv.conf.backup`;
+    const backup = `${lab.stateDir}/resolv.conf.backup`;
     const pushed = /^nameserver 10\.0\.0\.1\nnameserver fd0d:100::1\nsearch corp\.example lab\.example\n/m;
 
     let client = await start();

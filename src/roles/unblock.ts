@@ -1,6 +1,7 @@
 /**
  * `vpn client --unblock`: undo what a client killed without a clean stop left on purpose (so nothing
- * leaked meanwhile): its kill switch table, the unreachable IPv6 routes, and its resolv.conf backup. It
+ * leaked meanwhile): its kill switch table, the unreachable IPv6 routes, and its resolv.conf (written back
+ * from the backup in the state folder, or from the copy inside a file of ours; see src/host/dns.ts). It
  * refuses while a live instance owns the TUN: its control socket answers, its pid file names a running
  * process, or its kill switch table records an owner that still runs (which holds whatever VPN_RUN_DIR
  * that instance was started with).

@@ -156,6 +156,8 @@ export class VpnLab {
   readonly dir: string;
   /** VPN_RUN_DIR of every process. */
   readonly runDir: string;
+  /** VPN_STATE_DIR of every process (the persistent one: a test wipes runDir to simulate a reboot). */
+  readonly stateDir: string;
   /** Every process started, in order. */
   readonly nodes: VpnNode[] = [];
 
@@ -163,6 +165,7 @@ export class VpnLab {
     this.net = net;
     this.dir = dir;
     this.runDir = `${dir}/run`;
+    this.stateDir = `${dir}/state`;
     this.key = newKey();
   }
 
@@ -194,7 +197,7 @@ export class VpnLab {
     keyFile: string | undefined,
     wrap: string[] = [],
   ) {
-    const env: Record<string, string> = { VPN_RUN_DIR: this.runDir };
+    const env: Record<string, string> = { VPN_RUN_DIR: this.runDir, VPN_STATE_DIR: this.stateDir };
     const keyArgs = keyFile ? ["--key-file", keyFile] : [];
     if (!keyFile) env.VPN_KEY = key ?? this.key;
     const proc = host.spawn([...wrap, ...vpnCmd(...args, "--tun", tun, ...keyArgs)], { env });
