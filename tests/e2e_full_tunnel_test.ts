@@ -235,7 +235,11 @@ Deno.test("e2e: kill switches of vpn-0 and vpn_0 are two tables; --unblock refus
     const [dash, under] = [`${base}-0`, `${base}_0`];
     const ruleset = () => c1.runOk(["nft", "list", "ruleset"]);
     const a = await lab.client("c1", server, { args: ["--kill-switch"], tun: dash });
-    const b = await lab.client("c1", server, { args: ["--kill-switch"], tun: under });
+    // The second tunnel on this host is assigned a network the first one holds: accepted only when asked.
+    const b = await lab.client("c1", server, {
+      args: ["--kill-switch", "--accept-network", "10.0.0.0/24"],
+      tun: under,
+    });
     const [ta, tb] = [killSwitchTable(dash), killSwitchTable(under)];
     assert(ta !== tb);
     let rules = await ruleset();
