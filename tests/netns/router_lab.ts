@@ -181,6 +181,9 @@ export class RouterLab {
         await mustRun(
           ["ip", "-n", h.ns, "-batch", "-"],
           [
+            // One datagram per packet on the wire, as a real NIC sends them: a veth would otherwise carry
+            // a UDP GSO batch (up to 64 KiB) as one packet, and the router would lose or size it whole.
+            `link set ${HOST_IFACE} gso_max_segs 1`,
             `addr add ${h.address}/24 dev ${HOST_IFACE}`,
             `link set ${HOST_IFACE} up`,
             `route add default via ${gw}`,
