@@ -70,7 +70,8 @@ Deno.test("e2e hostile path: a router rewriting the server's source to 203.0.113
     const status = await client.status();
     assert(wrongSource(status) > 0, `no wrong_source drops counted: ${JSON.stringify(status.drops)}`);
     assertEquals(status.peers[0]?.endpoint, `${SERVER_ADDRESS}:${VPN_PORT}`, "the client moved");
-    // The attack stops: the tunnel works again by itself (measured: about 1 s; bound 30 s).
+    // The attack stops: the tunnel works again by itself. Not measurable before the issue 19 fixes; the
+    // bound covers a full re-handshake (15 s of unanswered data, then retries from 0.5 s): 30 s.
     await path.clear();
     await path.client.waitForPing(server.overlay, 30_000);
   } catch (e) {
@@ -99,8 +100,8 @@ Deno.test("e2e hostile path: a lying name lookup plus a relay leak nothing eithe
     await Deno.writeTextFile(hosts, `127.0.0.1 localhost\n${ATTACKER} vpn.test\n`);
     await path.rewriteSource({ address: SERVER_ADDRESS, port: VPN_PORT }, ATTACKER, VPN_PORT);
     // The client follows its name (it may: the name is its configuration) once the server goes quiet
-    // from its old address: 15 s of unanswered data, then a handshake that looks the name up again
-    // (measured: about 16 s; bound 80 s).
+    // from its old address: 15 s of unanswered data, then a handshake retry that looks the name up
+    // again, about 16 s by the schedule (not measurable before the issue 19 fixes); bound 80 s.
     await path.client.waitForPing(server.overlay, 80_000);
     const m = marker();
     await sendMarker(path, ATTACKER, [53, VPN_PORT], m);
