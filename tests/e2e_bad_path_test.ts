@@ -33,8 +33,7 @@ Deno.test("e2e bad path: over 30 % loss each way the handshake completes", async
     await path.loss(30, "both");
     const client = await lab.client("client", server, { wait: false });
     // Each try gets through with p = 0.49; retries after 0.5 s doubling to 30 s, so 8 tries take 93.5 s
-    // (all failing: p = 0.5 %). Measured
-    // over 7 runs: median 1.07 s, from 0.07 to 17 s (five tries lost).
+    // (all failing: p = 0.5 %). Measured over 7 runs: median 1.07 s, from 0.07 to 17 s (five tries lost).
     await VpnLab.connected(client, 95_000);
     await path.client.waitForPing(server.overlay, 20_000);
   });
