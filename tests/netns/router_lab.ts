@@ -100,6 +100,11 @@ function arrivesOn(address: string): [string, string] {
     : [ROUTER_SERVER_IFACE, ROUTER_CLIENT_IFACE];
 }
 
+/** The match for "`pct` % of packets" (nft takes 0..99 after `<`, so 100 % is no match at all). */
+function chance(pct: number): string {
+  return pct >= 100 ? "" : `numgen random mod 100 < ${pct} `;
+}
+
 function percent(p: number, what: string): number {
   if (!Number.isInteger(p) || p < 0 || p > 100) throw new RangeError(`${what}: want 0..100, got ${p}`);
   return p;
@@ -285,18 +290,18 @@ export class RouterLab {
     if (this.#blackhole.down) fwd.push(`${sides("down")[0]} drop`);
     if (this.#dropAbove > 0) fwd.push(`meta length > ${this.#dropAbove} drop`);
     for (const d of ["up", "down"] as const) {
-      if (this.#loss[d] > 0) fwd.push(`${sides(d)[0]} numgen random mod 100 < ${this.#loss[d]} drop`);
+      if (this.#loss[d] > 0) fwd.push(`${sides(d)[0]} ${chance(this.#loss[d])}drop`);
     }
     // The copy goes straight to the next hop out of the other link; the original goes on as usual.
     if (this.#dup.up > 0) {
       fwd.push(
-        `${sides("up")[0]} numgen random mod 100 < ${this.#dup.up} ` +
+        `${sides("up")[0]} ${chance(this.#dup.up)}` +
           `dup to ${SERVER_ADDRESS} device "${ROUTER_SERVER_IFACE}"`,
       );
     }
     if (this.#dup.down > 0) {
       fwd.push(
-        `${sides("down")[0]} numgen random mod 100 < ${this.#dup.down} ` +
+        `${sides("down")[0]} ${chance(this.#dup.down)}` +
           `dup to ${CLIENT_ADDRESS} device "${ROUTER_CLIENT_IFACE}"`,
       );
     }
