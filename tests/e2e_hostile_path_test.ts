@@ -115,6 +115,9 @@ Deno.test("e2e hostile path: a lying name lookup plus a relay leak nothing eithe
         `client routes: ${await path.client.runOk(["ip", "route", "show"])}`,
     );
     assertEquals(status.peers[0]?.endpoint, `${ATTACKER}:${VPN_PORT}`, "the client did not follow its name");
+    // Before it looked the name up again, the server's rewritten datagrams came from an address it had not
+    // been given: dropped and counted.
+    assert(wrongSource(status) > 0, `no wrong_source drops counted: ${JSON.stringify(status.drops)}`);
     // The attack stops: the name is right again and the tunnel comes back (bound as above).
     await Deno.writeTextFile(hosts, `127.0.0.1 localhost\n${SERVER_ADDRESS} vpn.test\n`);
     await path.clear();
