@@ -19,6 +19,8 @@ export class CaptureError extends Error {
 const PY_CAPTURE = `
 import socket, struct, sys, signal
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+if len(sys.argv) > 2:
+    s.bind((sys.argv[2], 0))
 # SO_RCVBUFFORCE (33): as root, past net.core.rmem_max, so bursts are not dropped
 s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)
 s.settimeout(0.05)
@@ -101,13 +103,14 @@ export class Capture {
     this.#timer = setTimeout(() => proc.kill("SIGTERM"), maxMs);
   }
 
-  /** Starts capturing on every interface of `host` and resolves once the program is listening. */
+  /** Starts capturing on `iface` (default every interface) of `host`; resolves once it is listening. */
   static async start(
     host: SpawnHost,
     file: string,
     filter: string,
     maxMs: number,
     tool: CaptureTool = "auto",
+    iface = "any",
   ): Promise<Capture> {
     const tcpdump = findTcpdump();
     const use = tool === "auto" ? (tcpdump ? "tcpdump" : "python") : tool;
@@ -123,13 +126,13 @@ export class Capture {
       "-s",
       "65535",
       "-i",
-      "any",
+      iface,
       "-n",
       "-U",
     ];
     const cmd = use === "tcpdump"
       ? [tcpdump!, ...tcpdumpArgs, "-w", file, ...(filter ? [filter] : [])]
-      : [python3Bin(), "-c", PY_CAPTURE, file];
+      : [python3Bin(), "-c", PY_CAPTURE, file, ...(iface === "any" ? [] : [iface])];
     const proc = host.spawn(cmd, { logPrefix: `${host.name}:capture` });
     const cap = new Capture(use, proc, file, maxMs);
     try {

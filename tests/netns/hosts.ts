@@ -308,13 +308,13 @@ export class Host {
   }
 
   /**
-   * Starts capturing packets on every interface of this host (tcpdump `filter` syntax; the python
-   * fallback ignores it). The capture stops by itself after `maxMs`; `stop()` returns the bytes.
+   * Starts capturing packets on every interface of this host, or on `opts.iface` (tcpdump `filter` syntax;
+   * the python fallback ignores it). The capture stops by itself after `maxMs`; `stop()` returns the bytes.
    */
-  capture(filter = "", maxMs = 30_000, opts: { tool?: CaptureTool } = {}): Promise<Capture> {
+  capture(filter = "", maxMs = 30_000, opts: { tool?: CaptureTool; iface?: string } = {}): Promise<Capture> {
     this.#net.assertAlive();
     const file = `${this.#net.tmpDir}/${this.name}-${++counter}.cap`;
-    return this.#net.trackCapture(Capture.start(this, file, filter, maxMs, opts.tool));
+    return this.#net.trackCapture(Capture.start(this, file, filter, maxMs, opts.tool, opts.iface));
   }
 
   /** Sends `bytes` random bytes over TCP from this host to `toAddress` on `to`; compare the checksums. */
@@ -433,15 +433,31 @@ export class Network {
 
 let unloadHooked = false;
 
-/** Builds the namespaces, bridge, veths and addresses; on any failure removes what it made and throws. */
-export async function createNetwork(opts: NetworkOptions): Promise<Network> {
-  const prefix = opts.prefix ?? DEFAULT_PREFIX;
-  const names = opts.hosts;
-  if (names.length === 0 || names.length > MAX_HOSTS) throw new NetnsError(`need 1..${MAX_HOSTS} hosts`);
-  for (const n of names) {
-    if (!HOST_NAME.test(n)) throw new NetnsError(`bad host name "${n}" (want ${HOST_NAME})`);
+/** One host of {@link createWiredNetwork}: its name and the addresses tests know it by. */
+export interface HostSpec {
+  name: string;
+  /** Underlay IPv4 address (no prefix length) of its interface {@link HOST_IFACE}. */
+  address: string;
+  address6?: string;
+}
+
+/**
+ * Namespaces for `specs` (plus an empty switch namespace), named, cleaned up and torn down exactly as by
+ * {@link createNetwork}, with `lo` up in each; `wire` builds the links and addresses. On any failure
+ * everything made so far is removed and the error is thrown.
+ */
+export async function createWiredNetwork(
+  specs: HostSpec[],
+  wire: (net: Network) => Promise<void>,
+  prefix = DEFAULT_PREFIX,
+): Promise<Network> {
+  if (specs.length === 0 || specs.length > MAX_HOSTS) throw new NetnsError(`need 1..${MAX_HOSTS} hosts`);
+  for (const { name } of specs) {
+    if (!HOST_NAME.test(name)) throw new NetnsError(`bad host name "${name}" (want ${HOST_NAME})`);
   }
-  if (new Set(names).size !== names.length) throw new NetnsError(`duplicate host names: ${names.join(", ")}`);
+  if (new Set(specs.map((h) => h.name)).size !== specs.length) {
+    throw new NetnsError(`duplicate host names: ${specs.map((h) => h.name).join(", ")}`);
+  }
   if (!staleCleaned) {
     staleCleaned = true;
     await cleanupStale(prefix);
@@ -459,36 +475,46 @@ export async function createNetwork(opts: NetworkOptions): Promise<Network> {
   const hosts = new Map<string, Host>();
   const tmpDir = await Deno.makeTempDir({ prefix: `${base}-` });
   const net = new Network(switchNs, hosts, tmpDir);
-  names.forEach((n, i) => {
-    const a6 = opts.ipv6 ? `fd0d:203::${(i + 1).toString(16)}` : undefined;
-    hosts.set(n, new Host(net, n, `${base}-${n}`, `10.203.0.${i + 1}`, a6));
-  });
+  for (const h of specs) hosts.set(h.name, new Host(net, h.name, `${base}-${h.name}`, h.address, h.address6));
   live.add(net);
   try {
     await mustRun(["ip", "-batch", "-"], net.namespaces().map((ns) => `netns add ${ns}\n`).join(""));
-    // Bridge with STP off and no forward delay, so ports forward at once; no multicast snooping, so
-    // IPv6 neighbour discovery is simply flooded.
-    const sw = [
-      "link set lo up",
-      "link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0",
-      "link set br0 up",
-    ];
-    [...hosts.values()].forEach((h, i) => {
-      sw.push(`link add p${i} type veth peer name ${HOST_IFACE} netns ${h.ns}`);
-      sw.push(`link set p${i} master br0`, `link set p${i} up`);
-    });
-    await mustRun(["ip", "-n", switchNs, "-batch", "-"], sw.join("\n") + "\n");
-    await Promise.all([...hosts.values()].map(async (h) => {
-      // No duplicate address detection anywhere in a host: addresses (link-local too) are usable at once.
-      await mustRun(["ip", "netns", "exec", h.ns, "sh", "-c", DAD_OFF]);
-      const cmds = ["link set lo up", `addr add ${h.address}/24 dev ${HOST_IFACE}`];
-      if (h.address6) cmds.push(`addr add ${h.address6}/64 dev ${HOST_IFACE} nodad`);
-      cmds.push(`link set ${HOST_IFACE} up`);
-      await mustRun(["ip", "-n", h.ns, "-batch", "-"], cmds.join("\n") + "\n");
-    }));
+    await Promise.all(net.namespaces().map((ns) => mustRun(["ip", "-n", ns, "link", "set", "lo", "up"])));
+    await wire(net);
   } catch (e) {
     await net.destroy();
     throw e;
   }
   return net;
+}
+
+/** Builds the namespaces, bridge, veths and addresses; on any failure removes what it made and throws. */
+export function createNetwork(opts: NetworkOptions): Promise<Network> {
+  const specs = opts.hosts.map((name, i) => ({
+    name,
+    address: `10.203.0.${i + 1}`,
+    address6: opts.ipv6 ? `fd0d:203::${(i + 1).toString(16)}` : undefined,
+  }));
+  return createWiredNetwork(specs, async (net) => {
+    const hosts = [...net.hosts.values()];
+    // Bridge with STP off and no forward delay, so ports forward at once; no multicast snooping, so
+    // IPv6 neighbour discovery is simply flooded.
+    const sw = [
+      "link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0",
+      "link set br0 up",
+    ];
+    hosts.forEach((h, i) => {
+      sw.push(`link add p${i} type veth peer name ${HOST_IFACE} netns ${h.ns}`);
+      sw.push(`link set p${i} master br0`, `link set p${i} up`);
+    });
+    await mustRun(["ip", "-n", net.switchNs, "-batch", "-"], sw.join("\n") + "\n");
+    await Promise.all(hosts.map(async (h) => {
+      // No duplicate address detection anywhere in a host: addresses (link-local too) are usable at once.
+      await mustRun(["ip", "netns", "exec", h.ns, "sh", "-c", DAD_OFF]);
+      const cmds = [`addr add ${h.address}/24 dev ${HOST_IFACE}`];
+      if (h.address6) cmds.push(`addr add ${h.address6}/64 dev ${HOST_IFACE} nodad`);
+      cmds.push(`link set ${HOST_IFACE} up`);
+      await mustRun(["ip", "-n", h.ns, "-batch", "-"], cmds.join("\n") + "\n");
+    }));
+  }, opts.prefix);
 }
