@@ -72,3 +72,26 @@ Deno.test("e2e: a <tun>.pid symlink in the run folder never makes the server wri
     assertEquals(await Deno.readTextFile(victim), "precious\n");
   });
 });
+
+Deno.test("e2e: a client refuses a pre-existing TUN of another user and leaves it as it was", async () => {
+  await withVpnLab({ hosts: ["srv", "cli"] }, async (lab, net) => {
+    const srv = await lab.server("srv");
+    const host = net.host("cli");
+    const tun = lab.tunName("vc");
+    await host.runOk(["ip", "tuntap", "add", "dev", tun, "mode", "tun", "user", "65534"]);
+    try {
+      const cli = await lab.client("cli", srv, { tun, wait: false });
+      assertEquals(await exitCode(cli.proc), 1, cli.output());
+      assertMatch(
+        cli.output(),
+        new RegExp(`vpn: cannot open TUN device "${tun}": .*EBUSY.*delete it \\(ip link delete ${tun}\\)`),
+      );
+      const owner = await host.runOk(["cat", `/sys/class/net/${tun}/owner`]);
+      assertEquals(owner.trim(), "65534", "the foreign device was changed or removed");
+      const addr = await host.runOk(["ip", "-o", "addr", "show", "dev", tun]);
+      assert(!addr.includes("inet "), `the client configured the foreign device: ${addr}`);
+    } finally {
+      await host.run(["ip", "link", "delete", tun]);
+    }
+  });
+});
