@@ -155,7 +155,7 @@ async function multiQueueProbe(): Promise<void> {
   t = performance.now();
   let q1: TunDevice;
   try {
-    q1 = TunDevice.open("mq0", { multiQueue: true, offload: true });
+    q1 = TunDevice.open("mq0", { multiQueue: true, offload: true, attach: true });
   } catch (e) {
     q0.close();
     console.log(`IFF_MULTI_QUEUE: second queue refused: ${(e as Error).message}`);

@@ -13,6 +13,8 @@ const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;
 const IFF_VNET_HDR = 0x4000;
 const IFF_MULTI_QUEUE = 0x0100;
+/** TUNSETIFF fails with EBUSY when the name exists: never adopt a device someone else made (and may read). */
+const IFF_TUN_EXCL = 0x8000;
 /** _IOW('T', 208, unsigned int): the offload flags, passed as the ioctl's value. */
 const TUNSETOFFLOAD = 0x400454d0n;
 /** _IOW('T', 216, int): the size of the header in front of each packet, through a pointer. */
@@ -47,7 +49,10 @@ export const READY_OTHER = 2;
 const TUNSETIFF_HINTS: Record<string, string> = {
   EPERM: "creating a TUN device needs root or CAP_NET_ADMIN: run as root, or grant the capability " +
     "(e.g. `setcap cap_net_admin+ep` on the compiled binary)",
-  EBUSY: "an interface of that name is already in use by another process; choose another name or stop it",
+  EBUSY:
+    "an interface of that name already exists (in use by another process, or left persistent by someone " +
+    "whose process could read the tunnel's traffic; vpn never adopts one): stop that process, or delete it " +
+    "(ip link delete NAME), or choose another --tun",
   EINVAL: "an interface of that name exists and is not a free TUN device (or the name is invalid)",
 };
 
@@ -75,6 +80,12 @@ export interface TunOpenOptions {
    * either multi-queue or not: mixing the two on one name fails with EINVAL.
    */
   multiQueue?: boolean;
+  /**
+   * Join the existing multi-queue device `name` (one more queue of ours). Without it the name must not exist
+   * yet (IFF_TUN_EXCL): a persistent TUN made by another user would otherwise be adopted, and its owner's
+   * process would read the tunnel's plaintext.
+   */
+  attach?: boolean;
 }
 
 /**
@@ -151,9 +162,9 @@ export class TunDevice {
   }
 
   /**
-   * Create (or attach to a persistent) TUN device named `name`; "" lets the kernel pick `tunN`. With
-   * `multiQueue`, opening a name that is already open adds a queue to it.
-   * Throws `TunError` with a hint for EPERM (needs CAP_NET_ADMIN), EBUSY (name in use) and bad names.
+   * Create the TUN device named `name`, which must not exist yet; "" lets the kernel pick `tunN`. With
+   * `multiQueue` and `attach`, opening a name that is already open adds a queue to it.
+   * Throws `TunError` with a hint for EPERM (needs CAP_NET_ADMIN), EBUSY (name exists) and bad names.
    */
   static open(name: string, opts: TunOpenOptions = {}): TunDevice {
     const why = invalidInterfaceName(name);
@@ -169,11 +180,11 @@ export class TunDevice {
       const ifr = ifreq(name);
       const offload = opts.offload === true;
       const ifFlags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0) |
-        (opts.multiQueue ? IFF_MULTI_QUEUE : 0);
+        (opts.multiQueue ? IFF_MULTI_QUEUE : 0) | (opts.attach ? 0 : IFF_TUN_EXCL);
       view(ifr).setUint16(IFR_DATA, ifFlags, true);
       if (libc().ioctl(fd, TUNSETIFF, ifr) < 0) {
         const err = new ErrnoError("ioctl(TUNSETIFF)", errno());
-        const hint = TUNSETIFF_HINTS[err.codeName];
+        const hint = TUNSETIFF_HINTS[err.codeName]?.replace("NAME", name);
         throw new TunError(name, err.codeName, hint ? `${err.message}: ${hint}` : err.message, {
           cause: err,
         });

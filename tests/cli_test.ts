@@ -86,3 +86,58 @@ Deno.test("a server key file readable by others stops the server before it touch
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("vpn peer add: the client config is 0600 from its creation and a symlink at --out is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = `${dir}/server.toml`;
+    const before = '[server]\naddress = "10.0.0.1/24"\n';
+    await Deno.writeTextFile(config, before, { mode: 0o600 });
+    const victim = `${dir}/victim`;
+    await Deno.writeTextFile(victim, "precious\n");
+    await Deno.chmod(victim, 0o644);
+    const add = (out: string) =>
+      vpn(["peer", "add", "laptop", "--config", config, "--endpoint", "192.0.2.1:51820", "--out", out], {
+        VPN_RUN_DIR: dir,
+      });
+    // A symlink at --out (to a file, or dangling): refused, its target neither written nor chmodded.
+    await Deno.symlink(victim, `${dir}/link.toml`);
+    await Deno.symlink(`${dir}/nowhere`, `${dir}/dangling.toml`);
+    for (const out of [`${dir}/link.toml`, `${dir}/dangling.toml`]) {
+      const r = await add(out);
+      assertEquals(r.code, 2, r.err);
+      assertEquals(
+        r.err,
+        `vpn: --out: got ${JSON.stringify(out)}; allowed: a path where nothing exists yet, not a symlink ` +
+          `(remove it or choose another with --out)\n`,
+      );
+    }
+    assertEquals(await Deno.readTextFile(victim), "precious\n");
+    assertEquals((await Deno.stat(victim)).mode! & 0o777, 0o644);
+    await assertRejectsNotFound(`${dir}/nowhere`);
+    assertEquals(await Deno.readTextFile(config), before);
+    // Even under umask 000 the config and the key are created 0600 (no chmod after the fact).
+    const old = Deno.umask(0o000);
+    let r;
+    try {
+      r = await add(`${dir}/laptop.toml`);
+    } finally {
+      Deno.umask(old);
+    }
+    assertEquals(r.code, 0, r.err);
+    assertEquals((await Deno.lstat(`${dir}/laptop.toml`)).mode! & 0o777, 0o600);
+    assertEquals((await Deno.lstat(`${dir}/peers/laptop.key`)).mode! & 0o777, 0o600);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function assertRejectsNotFound(path: string): Promise<void> {
+  try {
+    await Deno.lstat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  throw new Error(`${path} exists`);
+}

@@ -64,7 +64,7 @@ Deno.test("run folder: refused, untouched, when wider than 0700, owned by anothe
     const owner = await assertRejects(() => serveControl("ct0", () => REPORT, dir), ControlError);
     assertEquals(
       owner.message,
-      `run folder ${dir}: owned by uid 65534, not by the user running vpn (uid ${Deno.uid()}); ` +
+      `run folder ${dir}: owned by uid 65534, not by root or the user running vpn (uid ${Deno.uid()}); ` +
         `remove it or set VPN_RUN_DIR to another folder`,
     );
     await Deno.chown(dir, Deno.uid(), null);

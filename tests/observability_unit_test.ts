@@ -17,7 +17,7 @@ import {
 import { describePacket } from "../src/ops/packet_trace.ts";
 import { clientSettingsNeedingRestart, settingsNeedingRestart } from "../src/config/settings_diff.ts";
 import { ConfigError, loadClientOptions, loadServerOptions } from "../src/config/config.ts";
-import { renderMetrics, serveMetrics } from "../src/ops/metrics.ts";
+import { MAX_CONNECTIONS, renderMetrics, serveMetrics } from "../src/ops/metrics.ts";
 import { HandshakeStats } from "../src/ops/handshake_stats.ts";
 import type { StatusReport } from "../src/ops/status_report.ts";
 import { sendUnixDatagram } from "../ffi/notify_socket.ts";
@@ -365,6 +365,45 @@ Deno.test("metrics: only GET /metrics answers, and rendering is capped whatever 
       String(err),
       /^MetricsError: --metrics 127\.0\.0\.1:\d+: cannot listen: Address already in use/,
     );
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("metrics: a silent or oversized request is closed; at the limit the oldest silent one makes room", async () => {
+  const server = await serveMetrics(
+    { hostname: "127.0.0.1", port: 0 },
+    () => ({ report: report(), handshakes: new HandshakeStats(), residentBytes: 1 }),
+    200,
+  );
+  const [hostname, port] = [server.address.split(":")[0], Number(server.address.split(":").pop())];
+  const closedBy = async (conn: Deno.Conn) => {
+    const buf = new Uint8Array(4096);
+    const deadline = Date.now() + 5000; // 25x the idle timeout
+    while (Date.now() < deadline) {
+      try {
+        if (await conn.read(buf) === null) return true;
+      } catch {
+        return true; // reset
+      }
+    }
+    return false;
+  };
+  try {
+    const silent = await Deno.connect({ hostname, port });
+    assertEquals(await closedBy(silent), true);
+    silent.close();
+    const big = await Deno.connect({ hostname, port });
+    await big.write(new TextEncoder().encode("GET /metrics HTTP/1.1\r\nx: " + "a".repeat(9000)));
+    assertEquals(await closedBy(big), true);
+    big.close();
+    // MAX_CONNECTIONS + 1 silent connections: the first is closed for the last, and a scrape still answers.
+    const held = [];
+    for (let i = 0; i <= MAX_CONNECTIONS; i++) held.push(await Deno.connect({ hostname, port }));
+    const r = await fetch(`http://${server.address}/metrics`);
+    assertEquals(r.status, 200);
+    assertMatch(await r.text(), /^vpn_peers /m);
+    for (const c of held) c.close();
   } finally {
     await server.close();
   }

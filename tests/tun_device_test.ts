@@ -127,8 +127,9 @@ const CASES: Record<string, () => Promise<void> | void> = {
 
   async multiQueue() {
     const q0 = TunDevice.open("vt0", { multiQueue: true });
-    const q1 = TunDevice.open("vt0", { multiQueue: true });
-    const plain = assertThrows(() => TunDevice.open("vt0"), TunError);
+    const q1 = TunDevice.open("vt0", { multiQueue: true, attach: true });
+    strictEqual(assertThrows(() => TunDevice.open("vt0", { multiQueue: true }), TunError).code, "EBUSY");
+    const plain = assertThrows(() => TunDevice.open("vt0", { attach: true }), TunError);
     strictEqual(plain.code, "EINVAL", "a multi-queue device takes no single-queue open");
     setInterfaceAddress("vt0", ip("10.201.0.1"), 24);
     setInterfaceUp("vt0");
@@ -204,8 +205,18 @@ const CASES: Record<string, () => Promise<void> | void> = {
     strictEqual(
       err.message,
       'cannot open TUN device "vt0": ioctl(TUNSETIFF) failed: EBUSY (Device or resource busy): ' +
-        "an interface of that name is already in use by another process; choose another name or stop it",
+        "an interface of that name already exists (in use by another process, or left persistent by someone " +
+        "whose process could read the tunnel's traffic; vpn never adopts one): stop that process, or delete it " +
+        "(ip link delete vt0), or choose another --tun",
     );
+  },
+
+  /** vt0 is a persistent TUN of uid 65534 (made by the parent): refused and left as it was. */
+  foreign() {
+    const err = assertThrows(() => TunDevice.open("vt0"), TunError);
+    strictEqual(err.code, "EBUSY");
+    match(err.message, /^cannot open TUN device "vt0": .*EBUSY.*delete it \(ip link delete vt0\)/);
+    strictEqual(Deno.readTextFileSync("/sys/class/net/vt0/owner").trim(), "65534");
   },
 
   noPermission() {
@@ -276,6 +287,27 @@ Deno.test("TunDevice: name in use by another process gives EBUSY with its hint",
       const out = await holder.output();
       strictEqual(out.code, 0, decoder.decode(out.stderr));
     }
+  });
+});
+
+Deno.test("TunDevice: a persistent TUN of another user is refused (IFF_TUN_EXCL), not adopted", async () => {
+  await withNetns(async (ns) => {
+    await nsExec(ns, "ip", "tuntap", "add", "dev", "vt0", "mode", "tun", "user", "65534");
+    await runCase(ns, "foreign");
+    strictEqual((await nsExec(ns, "cat", "/sys/class/net/vt0/owner")).trim(), "65534", "the device changed");
+    // Once its owner deletes it, the name opens.
+    await nsExec(ns, "ip", "link", "delete", "vt0");
+    await runCase(ns, "readback");
+  });
+});
+
+Deno.test("TunDevice: after a SIGKILL the same name opens again (the kernel deletes a TUN with its last fd)", async () => {
+  await withNetns(async (ns) => {
+    const holder = spawnCase(ns, "hold", { stdin: true });
+    strictEqual(await firstLine(holder, 5000), "ready");
+    holder.kill("SIGKILL");
+    await holder.output();
+    await runCase(ns, "readback");
   });
 });
 

@@ -222,7 +222,12 @@ async function peerAdd(flags: Flags, name: string): Promise<number> {
     }
     const endpoint = endpointOf(options, flags, path);
     if (fileExists(out)) {
-      bad("--out", out, "a file that does not exist yet (remove it or choose another with --out)");
+      const kind = Deno.lstatSync(out).isSymlink ? "a symlink" : "a file";
+      bad(
+        "--out",
+        out,
+        `a path where nothing exists yet, not ${kind} (remove it or choose another with --out)`,
+      );
     }
     const status = (await runningServer(path, options.tun))?.status ?? null;
     const address = pickAddress(options, flags, status);
@@ -233,8 +238,7 @@ async function peerAdd(flags: Flags, name: string): Promise<number> {
     const key = keyToBase64(generateKey());
     ensurePrivateDir(keyPath);
     try {
-      Deno.writeTextFileSync(keyPath, key + "\n", { mode: 0o600, createNew: true });
-      Deno.chmodSync(keyPath, 0o600);
+      writeNewPrivateFile(keyPath, key + "\n");
     } catch (e) {
       const k = keyPath;
       keyPath = ""; // not ours: never remove it
@@ -242,11 +246,11 @@ async function peerAdd(flags: Flags, name: string): Promise<number> {
     }
     const next = appendPeerEntry(text, { name, address, keyFile, routes: routes.map(formatCidr) });
     serverOptionsFrom(new ConfigFile(path, next), {}, {}); // the new file must load, or nothing is written
-    Deno.writeTextFileSync(out, clientConfig(name, options, endpoint, address, key, routes), {
-      mode: 0o600,
-      createNew: true,
-    });
-    Deno.chmodSync(out, 0o600);
+    try {
+      writeNewPrivateFile(out, clientConfig(name, options, endpoint, address, key, routes));
+    } catch (e) {
+      throw new ConfigError(`--out ${out}: cannot create it: ${(e as Error).message}`);
+    }
     outWritten = true;
     replaceFile(path, next);
     lock.release();
@@ -307,6 +311,21 @@ async function peerRemove(flags: Flags, name: string): Promise<number> {
   const applied = await reload(path, tun, (s) => !s.peers.some((p) => p.name === name));
   console.log(`removed peer ${name} from ${path}\n${applied}`);
   return 0;
+}
+
+/**
+ * Creates `path` holding `text`, 0600 from the first byte: O_CREAT|O_EXCL refuses anything already there
+ * (a symlink included, dangling or not), and no chmod follows, since a chmod by path could follow a symlink
+ * swapped in after the create. The umask can only narrow the mode further.
+ */
+function writeNewPrivateFile(path: string, text: string): void {
+  const f = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
+  try {
+    const bytes = new TextEncoder().encode(text);
+    for (let at = 0; at < bytes.length;) at += f.writeSync(bytes.subarray(at));
+  } finally {
+    f.close();
+  }
 }
 
 function fileExists(path: string): boolean {

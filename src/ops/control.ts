@@ -59,8 +59,11 @@ export async function serveControl(
   };
 }
 
-/** Creates the run folder 0700, or refuses one that is not a plain folder of ours closed to others. */
-function ensureRunDir(dir: string): void {
+/**
+ * Creates the run folder 0700, or refuses one that is not a plain folder (lstat: not a symlink) owned by
+ * root or by us and closed to group and others; called before anything is written in it.
+ */
+export function ensureRunDir(dir: string = controlDir()): void {
   let info: Deno.FileInfo;
   try {
     info = Deno.lstatSync(dir);
@@ -77,9 +80,9 @@ function ensureRunDir(dir: string): void {
     throw new ControlError(`run folder ${dir}: not a folder (a symlink or file); remove it ${fix}`);
   }
   const uid = Deno.uid();
-  if (info.uid !== null && uid !== null && info.uid !== uid) {
+  if (info.uid !== null && uid !== null && info.uid !== uid && info.uid !== 0) {
     throw new ControlError(
-      `run folder ${dir}: owned by uid ${info.uid}, not by the user running vpn (uid ${uid}); ` +
+      `run folder ${dir}: owned by uid ${info.uid}, not by root or the user running vpn (uid ${uid}); ` +
         `remove it ${fix}`,
     );
   }
